@@ -1,0 +1,1 @@
+"""The sync engine: pure diff, the plan value, safety guards, and apply."""

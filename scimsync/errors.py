@@ -1,0 +1,80 @@
+"""Exception classes, grouped by what the caller does next.
+
+- fatal: the run (or one system of it) cannot go on — bad config, bad credentials;
+- skippable: one operation failed, the run goes on (``OperationError``);
+- retriable errors never leave the HTTP layer, which retries them itself.
+
+Exceptions become user messages in exactly one place: ``scimsync.cli``.
+"""
+
+from __future__ import annotations
+
+
+class ScimsyncError(Exception):
+    """Base class: a one-line message for the user and a deliberate exit code."""
+
+    exit_code = 1
+
+
+class ConfigError(ScimsyncError):
+    """The configuration is invalid; carries every problem found, each with its key path."""
+
+    def __init__(self, problems: list[str], *, path: str | None = None) -> None:
+        self.problems = list(problems)
+        self.path = path
+        where = f"{path}: " if path else ""
+        if len(self.problems) == 1:
+            super().__init__(f"config {where}{self.problems[0]}")
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            super().__init__(f"config {where}{len(self.problems)} problems:\n{lines}")
+
+
+class ConnectorError(ScimsyncError):
+    """A source or target failed: names the system, the object and the cause."""
+
+    def __init__(self, system: str, obj: str, cause: str, *, status: int | None = None) -> None:
+        self.system = system
+        self.obj = obj
+        self.cause = cause
+        self.status = status
+        super().__init__(f"{system}: {obj}: {cause}" if obj else f"{system}: {cause}")
+
+
+class AuthError(ConnectorError):
+    """401 or 403: the credentials are wrong or lack permission. Fatal for that system."""
+
+
+class NotFoundError(ConnectorError):
+    """404: the object does not exist."""
+
+
+class ResponseError(ConnectorError):
+    """The system answered something that is not what its API documents (garbage)."""
+
+
+class GuardError(ScimsyncError):
+    """A safety guard blocked the run; nothing was written."""
+
+    exit_code = 3
+
+
+class PlanFileError(ScimsyncError):
+    """A saved plan cannot be used (unreadable, wrong version, made with another config)."""
+
+
+class LockError(ScimsyncError):
+    """Another scimsync run holds the lock file."""
+
+
+class ApprovalError(ScimsyncError):
+    """Apply needs confirmation and none can be given (non-interactive without -y)."""
+
+
+class Interrupted(ScimsyncError):
+    """SIGINT or SIGTERM arrived; in-flight operations finished, no new one started."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__("interrupted: operations in flight finished and were logged; none started after")

@@ -1,0 +1,125 @@
+"""Values shared by sources, targets and the engine.
+
+Usernames and emails compare case-insensitively everywhere (SPEC §4): use ``key()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def key(value: str | None) -> str:
+    """Return the comparison key of a username, email or group name."""
+    return (value or "").casefold()
+
+
+@dataclass(frozen=True)
+class User:
+    """A person in the source directory (SPEC §4)."""
+
+    id: str
+    username: str
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    display_name: str = ""
+    active: bool = True
+    groups: tuple[str, ...] = ()
+    attributes: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group in the source directory; ``name`` is its display name in the IdP."""
+
+    id: str
+    name: str
+    member_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceDirectory:
+    """Everything read from the source in one run."""
+
+    users: tuple[User, ...]
+    groups: tuple[Group, ...] = ()
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account in a target directory.
+
+    ``id`` is the target's stable identifier (Jira ``key``, SCIM ``id``); ``email`` is
+    None where the target never shows emails; ``manageable`` is False for accounts the
+    target cannot change at all (a read-only LDAP directory).
+    """
+
+    id: str
+    username: str
+    email: str | None
+    display_name: str
+    active: bool = True
+    groups: frozenset[str] = frozenset()
+    manageable: bool = True
+    external_id: str | None = None
+
+    def in_group(self, group: str) -> bool:
+        """Tell whether the account is a member of ``group`` (case-insensitive)."""
+        wanted = key(group)
+        return any(key(g) == wanted for g in self.groups)
+
+
+@dataclass(frozen=True)
+class TargetDirectory:
+    """Everything read from one target in one run.
+
+    ``groups`` holds the names of the target groups that exist, as far as the target
+    was asked (at least every managed group).
+    """
+
+    accounts: tuple[Account, ...]
+    groups: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class GroupGrant:
+    """Why a desired account belongs to a managed group."""
+
+    group: str
+    reason: str
+    privileged_ok: bool = False
+
+
+@dataclass(frozen=True)
+class DesiredAccount:
+    """What one in-scope source user should look like on one target (mapping output)."""
+
+    source_id: str
+    source_username: str
+    username: str
+    email: str
+    display_name: str
+    active: bool
+    grants: tuple[GroupGrant, ...] = ()
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """Return the managed groups this account should be a member of."""
+        return frozenset(g.group for g in self.grants)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a target can do; the engine plans nothing a target cannot carry out (SPEC §6)."""
+
+    create_user: bool = True
+    update_fields: frozenset[str] = frozenset({"email", "display_name"})
+    deactivate: bool = True
+    delete: bool = True
+    manage_groups: bool = True
+    create_groups: bool = True
+    shows_email: bool = True
+    owner_marker: str = "group"  # "group" (server/DC) or "external_id" (SCIM-based)
+    reason: str = ""  # why a capability is missing, shown in the plan ("Confluence 9.2")

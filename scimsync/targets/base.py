@@ -1,0 +1,79 @@
+"""The interface every target connector implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from scimsync.models import Account, Capabilities, TargetDirectory
+
+# Progress callback: (what, done, total or None). The engine never imports rich.
+Progress = Callable[[str, int, "int | None"], None]
+
+
+def no_progress(what: str, done: int, total: int | None) -> None:
+    """Ignore progress reports."""
+
+
+class Target(Protocol):
+    """A target directory: reads accounts, and carries out single writes.
+
+    Every write raises ``ConnectorError`` (skippable for this one operation) or
+    ``AuthError`` (fatal for this target). Writes are idempotent where the vendor
+    makes that possible: adding an existing member or removing a non-member succeeds.
+    """
+
+    name: str
+    type: str
+
+    def capabilities(self) -> Capabilities:
+        """Return what this target can do (may read the server version once)."""
+        ...
+
+    def check(self) -> str:
+        """Make one cheap authenticated read; return a short description ("Jira 10.3.1")."""
+        ...
+
+    def read(self, managed_groups: Iterable[str], *, progress: Progress = no_progress) -> TargetDirectory:
+        """Read every account, and the memberships of the managed groups."""
+        ...
+
+    def get_account(self, username: str) -> Account | None:
+        """Read one account fresh (with its groups), or None when it does not exist."""
+        ...
+
+    def group_exists(self, name: str) -> bool:
+        """Tell whether group ``name`` exists."""
+        ...
+
+    def create_user(self, username: str, email: str, display_name: str) -> Account:
+        """Create an active account; no notification email is sent."""
+        ...
+
+    def update_user(self, account: Account, fields: dict[str, str]) -> None:
+        """Change fields (``email``, ``display_name``, ``username``) of an account."""
+        ...
+
+    def set_active(self, account: Account, active: bool) -> None:
+        """Activate or deactivate an account."""
+        ...
+
+    def delete_user(self, account: Account) -> None:
+        """Delete an account."""
+        ...
+
+    def create_group(self, name: str) -> None:
+        """Create a group."""
+        ...
+
+    def add_member(self, account: Account, group: str) -> None:
+        """Add an account to a group; already a member is success."""
+        ...
+
+    def remove_member(self, account: Account, group: str) -> None:
+        """Remove an account from a group; not a member is success."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
