@@ -49,6 +49,10 @@ class NotFoundError(ConnectorError):
     """404: the object does not exist."""
 
 
+class NotManageableError(ConnectorError):
+    """The target refuses to change this account at all (a read-only LDAP directory)."""
+
+
 class ResponseError(ConnectorError):
     """The system answered something that is not what its API documents (garbage)."""
 
