@@ -1,0 +1,202 @@
+"""The library facade: load a config, plan, apply, check. The CLI is a thin shell over it."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+from scimsync.audit import AuditLog
+from scimsync.config import Config, config_digest, load_config
+from scimsync.engine.apply import ApplyOptions, ApplyResult, Recorder, apply_plan
+from scimsync.engine.diff import DiffPolicy, diff
+from scimsync.engine.guards import GuardLimits, check_guards
+from scimsync.engine.plan import Plan, TargetPlan, from_dict, to_dict
+from scimsync.errors import ConfigError, ConnectorError, GuardError, PlanFileError
+from scimsync.mapping import MappingError, TargetMapper, in_scope
+from scimsync.models import DesiredAccount, Group, SourceDirectory, User, key
+from scimsync.sources import build_source
+from scimsync.targets import build_target
+from scimsync.targets.base import Progress, Target, no_progress
+
+__all__ = ["apply", "check", "load", "load_plan", "make_plan", "save_plan"]
+
+
+def load(path: str | Path) -> Config:
+    """Load and validate a config file (SPEC §3)."""
+    return load_config(path)
+
+
+def select_targets(config: Config, names: Sequence[str]) -> list[str]:
+    """Return the targets to work on: all, or those named by --target."""
+    if not names:
+        return list(config.targets)
+    unknown = [n for n in names if n not in config.targets]
+    if unknown:
+        known = ", ".join(config.targets)
+        raise ConfigError([f"--target {n}: no such target (targets: {known})" for n in unknown])
+    return list(dict.fromkeys(names))
+
+
+def make_plan(
+    config: Config,
+    *,
+    targets: Sequence[str] = (),
+    allow_deactivations: int | None = None,
+    progress: Progress = no_progress,
+) -> Plan:
+    """Read the source and the targets, diff them, and check the safety guards. Never writes."""
+    names = select_targets(config, targets)
+    source = build_source(config)
+    try:
+        directory = source.read(progress=progress)
+    finally:
+        source.close()
+    users = in_scope(
+        directory, include_groups=config.source.include_groups, exclude_users=config.source.exclude_users
+    )
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        planned = list(pool.map(lambda n: _plan_target(config, n, users, directory, progress), names))
+    target_plans = tuple(tp for tp, _ in planned)
+    desired = {tp.target: wanted for tp, wanted in planned}
+    active = sum(1 for u in users if u.active)
+    guards = check_guards(
+        target_plans,
+        desired,
+        active_source_users=active,
+        limits=GuardLimits(
+            max_deactivations=config.policy.max_deactivations,
+            allow_deactivations=allow_deactivations,
+            privileged_groups=frozenset(config.policy.privileged_groups),
+        ),
+    )
+    return Plan(
+        targets=target_plans,
+        config_digest=config_digest(config),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        source=config.source.type,
+        source_users=active,
+        guards=guards,
+    )
+
+
+def _plan_target(
+    config: Config, name: str, users: Sequence[User], directory: SourceDirectory, progress: Progress
+) -> tuple[TargetPlan, tuple[DesiredAccount, ...]]:
+    """Plan one target; a failure here is reported on that target and never stops the others."""
+    settings = config.targets[name]
+    try:
+        mapper = TargetMapper(name, config)
+        groups: Mapping[str, Group] = {key(g.name): g for g in directory.groups}
+        desired = tuple(mapper.desired(u, groups) for u in users)
+        managed = mapper.managed_groups(g.name for g in directory.groups)
+        target = build_target(name, settings, config.http_settings())
+        try:
+            caps = target.capabilities()
+            actual = target.read(managed, progress=progress)
+        finally:
+            target.close()
+    except (ConnectorError, MappingError) as exc:
+        return TargetPlan(target=name, type=settings.type, error=str(exc)), ()
+    policy = DiffPolicy(
+        match=tuple(config.match),
+        deprovision=config.policy.deprovision,
+        protected_users=tuple(config.policy.protected_users),
+        owner_group=config.policy.owner_group,
+        create_groups=config.policy.create_groups,
+        sync_fields=tuple(config.policy.sync_fields),
+        managed_groups=managed,
+    )
+    return diff(name, settings.type, desired, actual, policy, caps), desired
+
+
+def guard_error(plan: Plan) -> GuardError:
+    """Build the exit-3 error naming each guard, its count and its limit."""
+    lines = [f"safety guard: {g.message}" for g in plan.guards]
+    lines.append("nothing was written")
+    return GuardError("\n".join(lines))
+
+
+def apply(
+    config: Config,
+    plan: Plan,
+    *,
+    recheck: bool,
+    progress: Progress = no_progress,
+    stop: threading.Event | None = None,
+    recorder: Recorder | None = None,
+) -> ApplyResult:
+    """Carry out a plan. ``recheck`` re-reads each account first (saved plans, SPEC §6)."""
+    if plan.guards:
+        raise guard_error(plan)
+    names = [tp.target for tp in plan.targets if tp.error is None and tp.operations]
+    targets: dict[str, Target] = {n: build_target(n, config.targets[n], config.http_settings()) for n in names}
+    if recorder is None and config.audit_log is not None:
+        recorder = AuditLog(config.audit_log)
+    options = ApplyOptions(
+        concurrency=config.http.concurrency,
+        recheck=recheck,
+        failures_exceeded=config.policy.write_failures_exceeded,
+        budget_text=str(config.policy.max_write_failures),
+        recorder=recorder,
+        progress=progress,
+        stop=stop or threading.Event(),
+    )
+    try:
+        return apply_plan(plan, targets, options)
+    finally:
+        for target in targets.values():
+            target.close()
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    """Write a plan file with mode 0600: it holds personal data."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(to_dict(plan), fh, indent=2)
+        fh.write("\n")
+
+
+def load_plan(path: Path, config: Config) -> Plan:
+    """Read a saved plan; refuse one made with another config."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PlanFileError(f"cannot read plan file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise PlanFileError(f"plan file {path} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise PlanFileError(f"plan file {path} is not a scimsync plan")
+    plan = from_dict(data)
+    if plan.config_digest != config_digest(config):
+        raise PlanFileError(
+            f"plan file {path} was made with another config (or the config changed since); "
+            "run `scimsync plan` again"
+        )
+    return plan
+
+
+def check(config: Config, *, targets: Iterable[str] = ()) -> list[tuple[str, str, bool, str]]:
+    """Make one cheap authenticated read per system; return (system, type, ok, detail) rows."""
+    rows: list[tuple[str, str, bool, str]] = []
+    source = build_source(config)
+    rows.append(_check_one("source", config.source.type, source.check))
+    source.close()
+    for name in select_targets(config, list(targets)):
+        target = build_target(name, config.targets[name], config.http_settings())
+        rows.append(_check_one(name, config.targets[name].type, target.check))
+        target.close()
+    return rows
+
+
+def _check_one(system: str, kind: str, probe: Callable[[], str]) -> tuple[str, str, bool, str]:
+    try:
+        detail = probe()
+    except ConnectorError as exc:
+        return (system, kind, False, exc.cause)
+    return (system, kind, True, str(detail))

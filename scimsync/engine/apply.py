@@ -1,0 +1,231 @@
+"""Carry out a plan: SPEC §6 phases in order, operations of a phase in parallel.
+
+A failed operation never stops the others (it is reported at the end); a target
+that fails (bad credentials, error budget spent) never stops the other targets.
+Dry-run is ``plan``: there is no pretend mode here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from scimsync.engine.effects import apply_effect, check
+from scimsync.engine.plan import PHASES, Operation, OpKind, Plan, TargetPlan
+from scimsync.errors import AuthError, ConnectorError, NotManageableError
+from scimsync.models import Account, key
+from scimsync.targets.base import Progress, Target, no_progress
+
+
+class Status(StrEnum):
+    """What became of one operation."""
+
+    DONE = "done"
+    FAILED = "failed"
+    STALE = "stale"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class OpResult:
+    """One operation and its outcome."""
+
+    op: Operation
+    status: Status
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """The outcome on one target; ``stopped`` says why writing stopped early, if it did."""
+
+    target: str
+    results: tuple[OpResult, ...] = ()
+    stopped: str | None = None
+
+    def count(self, status: Status) -> int:
+        """Count results with ``status``."""
+        return sum(1 for r in self.results if r.status is status)
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether every operation is done (or deliberately skipped as not manageable)."""
+        return self.stopped is None and not any(r.status in (Status.FAILED, Status.STALE) for r in self.results)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """The outcome of a whole apply."""
+
+    targets: tuple[TargetResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether every target applied cleanly."""
+        return all(t.ok for t in self.targets)
+
+    @property
+    def stale(self) -> int:
+        """Count stale operations over all targets."""
+        return sum(t.count(Status.STALE) for t in self.targets)
+
+
+class Recorder(Protocol):
+    """Where each operation's outcome is written (the audit log)."""
+
+    def record(self, op: Operation, result: str, message: str = "") -> None:
+        """Record one outcome."""
+        ...
+
+
+def _never(failed: int, attempted: int) -> bool:
+    return False
+
+
+@dataclass
+class ApplyOptions:
+    """How to apply: parallelism, saved-plan re-checks, error budget, audit, progress, stop."""
+
+    concurrency: int = 8
+    recheck: bool = False
+    failures_exceeded: Callable[[int, int], bool] = _never
+    budget_text: str = ""
+    recorder: Recorder | None = None
+    progress: Progress = no_progress
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def apply_plan(plan: Plan, targets: Mapping[str, Target], options: ApplyOptions) -> ApplyResult:
+    """Apply every target's operations; targets run side by side."""
+    runnable = [tp for tp in plan.targets if tp.error is None and tp.operations and tp.target in targets]
+    with ThreadPoolExecutor(max_workers=max(1, len(runnable))) as pool:
+        results = list(pool.map(lambda tp: _TargetRun(tp, targets[tp.target], options).run(), runnable))
+    return ApplyResult(tuple(results))
+
+
+class _TargetRun:
+    """Applies one target's operations and keeps the accounts' evolving state."""
+
+    def __init__(self, plan: TargetPlan, target: Target, options: ApplyOptions) -> None:
+        self.plan = plan
+        self.target = target
+        self.options = options
+        self.accounts: dict[str, Account | None] = {}
+        self.failed_creates: set[str] = set()
+        self.locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self.guard = threading.Lock()
+        self.attempted = 0
+        self.failed = 0
+        self.finished = 0
+        self.stopped: str | None = None
+
+    def run(self) -> TargetResult:
+        """Run the phases in order and collect the results."""
+        results: list[OpResult] = []
+        for phase in PHASES:
+            ops = [op for op in self.plan.operations if op.kind in phase]
+            if not ops:
+                continue
+            with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
+                results.extend(pool.map(self._run_one, ops))
+        return TargetResult(self.plan.target, tuple(results), self.stopped)
+
+    def _slot(self, op: Operation) -> str:
+        # Accounts that exist are tracked by their stable id (a rename changes the username).
+        return f"id:{op.account_id}" if op.account_id else f"name:{key(op.account)}"
+
+    def _run_one(self, op: Operation) -> OpResult:
+        if self.options.stop.is_set():
+            return OpResult(op, Status.SKIPPED, "interrupted before it started")
+        if self.stopped:
+            return OpResult(op, Status.SKIPPED, self.stopped)
+        slot = self._slot(op)
+        if slot in self.failed_creates:
+            return self._finish(op, Status.SKIPPED, "the account could not be created", attempted=False)
+        with self.locks[slot]:
+            try:
+                return self._attempt(op, slot)
+            except NotManageableError as exc:
+                return self._finish(op, Status.SKIPPED, f"not manageable: {exc.cause}", attempted=False)
+            except AuthError as exc:
+                self.stopped = f"stopped writing to {self.plan.target}: {exc}"
+                return self._finish(op, Status.FAILED, str(exc))
+            except ConnectorError as exc:
+                if op.kind is OpKind.CREATE_USER:
+                    self.failed_creates.add(slot)
+                return self._finish(op, Status.FAILED, str(exc))
+
+    def _attempt(self, op: Operation, slot: str) -> OpResult:
+        account = self._current(op, slot)
+        if self.options.recheck:
+            group_exists = self.target.group_exists(op.group or op.account) if op.kind is OpKind.CREATE_GROUP else None
+            verdict = check(op, account, group_exists=group_exists)
+            if verdict == "stale":
+                return self._finish(op, Status.STALE, "the target changed since the plan was made", attempted=False)
+            if verdict == "done":
+                return self._finish(op, Status.DONE, "already in the wanted state", attempted=False)
+        created = self._write(op, account)
+        self.accounts[slot] = created if created is not None else apply_effect(op, account)
+        return self._finish(op, Status.DONE)
+
+    def _current(self, op: Operation, slot: str) -> Account | None:
+        if slot in self.accounts:
+            return self.accounts[slot]
+        if op.kind is OpKind.CREATE_GROUP:
+            return None
+        if self.options.recheck:
+            fresh = self.target.get_account(op.account)
+        elif op.kind is OpKind.CREATE_USER:
+            fresh = None
+        else:
+            # A fresh plan was computed moments ago: the plan's own view is the state.
+            fresh = Account(id=op.account_id or "", username=op.account, email=None, display_name="")
+        self.accounts[slot] = fresh
+        return fresh
+
+    def _write(self, op: Operation, account: Account | None) -> Account | None:
+        """Send the one write an operation needs; return the new account for create_user."""
+        kind = op.kind
+        if kind is OpKind.CREATE_GROUP:
+            self.target.create_group(op.group or op.account)
+            return None
+        if kind is OpKind.CREATE_USER:
+            values = {c.field: c.new or "" for c in op.changes}
+            return self.target.create_user(
+                values.get("username", op.account), values.get("email", ""), values.get("display_name", "")
+            )
+        if account is None:
+            raise ConnectorError(self.plan.target, f"user {op.account}", "the account does not exist")
+        if kind is OpKind.UPDATE_USER:
+            self.target.update_user(account, {c.field: c.new or "" for c in op.changes})
+        elif kind in (OpKind.REACTIVATE_USER, OpKind.DEACTIVATE_USER):
+            self.target.set_active(account, kind is OpKind.REACTIVATE_USER)
+        elif kind is OpKind.DELETE_USER:
+            self.target.delete_user(account)
+        elif kind is OpKind.ADD_MEMBER:
+            self.target.add_member(account, op.group or "")
+        elif kind is OpKind.REMOVE_MEMBER:
+            self.target.remove_member(account, op.group or "")
+        return None
+
+    def _finish(self, op: Operation, status: Status, message: str = "", *, attempted: bool = True) -> OpResult:
+        with self.guard:
+            if attempted:
+                self.attempted += 1
+                self.failed += status is Status.FAILED
+                if not self.stopped and self.options.failures_exceeded(self.failed, self.attempted):
+                    self.stopped = (
+                        f"stopped writing to {self.plan.target}: {self.failed} of {self.attempted} writes "
+                        f"failed, over policy.max_write_failures ({self.options.budget_text})"
+                    )
+            self.finished += 1
+            done = self.finished
+        if self.options.recorder is not None:
+            self.options.recorder.record(op, status.value, message)
+        self.options.progress(f"apply {self.plan.target}", done, len(self.plan.operations))
+        return OpResult(op, status, message)
