@@ -16,19 +16,35 @@ from scimsync.engine.apply import ApplyOptions, ApplyResult, Recorder, apply_pla
 from scimsync.engine.diff import DiffPolicy, diff
 from scimsync.engine.guards import GuardLimits, check_guards
 from scimsync.engine.plan import Plan, TargetPlan, from_dict, to_dict
-from scimsync.errors import ConfigError, ConnectorError, GuardError, PlanFileError
+from scimsync.errors import ConfigError, ConnectorError, GuardError, PlanFileError, ScimsyncError
 from scimsync.mapping import MappingError, TargetMapper, in_scope
 from scimsync.models import DesiredAccount, Group, SourceDirectory, User, key
-from scimsync.sources import build_source
-from scimsync.targets import build_target
+from scimsync.sources import build_source, implemented_source_types
+from scimsync.targets import build_target, implemented_target_types
 from scimsync.targets.base import Progress, Target, no_progress
 
 __all__ = ["apply", "check", "load", "load_plan", "make_plan", "save_plan"]
 
 
 def load(path: str | Path) -> Config:
-    """Load and validate a config file (SPEC §3)."""
-    return load_config(path)
+    """Load and validate a config file (SPEC §3), including that its connector types exist."""
+    config = load_config(path)
+    problems = []
+    sources, targets = implemented_source_types(), implemented_target_types()
+    if config.source.type not in sources:
+        problems.append(
+            f"source.type: '{config.source.type}' is not available in this version "
+            f"(available: {', '.join(sorted(sources))})"
+        )
+    available = ", ".join(sorted(targets))
+    problems += [
+        f"targets.{name}.type: '{t.type}' is not available in this version (available: {available})"
+        for name, t in config.targets.items()
+        if t.type not in targets
+    ]
+    if problems:
+        raise ConfigError(problems, path=str(path))
+    return config
 
 
 def select_targets(config: Config, names: Sequence[str]) -> list[str]:
@@ -38,7 +54,7 @@ def select_targets(config: Config, names: Sequence[str]) -> list[str]:
     unknown = [n for n in names if n not in config.targets]
     if unknown:
         known = ", ".join(config.targets)
-        raise ConfigError([f"--target {n}: no such target (targets: {known})" for n in unknown])
+        raise ScimsyncError(f"--target {unknown[0]}: no such target (targets: {known})")
     return list(dict.fromkeys(names))
 
 
@@ -93,7 +109,10 @@ def _plan_target(
         mapper = TargetMapper(name, config)
         groups: Mapping[str, Group] = {key(g.name): g for g in directory.groups}
         desired = tuple(mapper.desired(u, groups) for u in users)
-        managed = mapper.managed_groups(g.name for g in directory.groups)
+        # Rule templates that use `user` only resolve per user: add what the users got.
+        managed = mapper.managed_groups(g.name for g in directory.groups) | {
+            g for d in desired for g in d.groups
+        }
         target = build_target(name, settings, config.http_settings())
         try:
             caps = target.capabilities()
@@ -134,7 +153,9 @@ def apply(
     if plan.guards:
         raise guard_error(plan)
     names = [tp.target for tp in plan.targets if tp.error is None and tp.operations]
-    targets: dict[str, Target] = {n: build_target(n, config.targets[n], config.http_settings()) for n in names}
+    targets: dict[str, Target] = {
+        n: build_target(n, config.targets[n], config.http_settings()) for n in names
+    }
     if recorder is None and config.audit_log is not None:
         recorder = AuditLog(config.audit_log)
     options = ApplyOptions(

@@ -26,7 +26,7 @@ from scimsync import __version__, api, render
 from scimsync.audit import verify
 from scimsync.config import Config
 from scimsync.engine.plan import Plan, TargetPlan, from_dict
-from scimsync.errors import ApprovalError, Interrupted, PlanFileError, ScimsyncError
+from scimsync.errors import ApprovalError, PlanFileError, RunInterruptedError, ScimsyncError
 from scimsync.lock import run_lock
 from scimsync.render import Consoles
 from scimsync.secrets import redact
@@ -77,7 +77,6 @@ def _setup_logging(verbose: int, quiet: bool, fmt: str) -> None:
     handler.setFormatter(RedactingFormatter(fmt))
     root = logging.getLogger("scimsync")
     root.handlers[:] = [handler]
-    root.propagate = False
     root.setLevel(logging.ERROR if quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)])
 
 
@@ -88,13 +87,15 @@ class ScimsyncGroup(click.Group):
         """Run the command; map errors to messages and exit codes."""
         try:
             return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise  # click's own exits and usage errors carry their codes already
         except ScimsyncError as exc:
             _fail(ctx, str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail(ctx, "interrupted", 130)
         except OSError as exc:
             _fail(ctx, f"{exc.filename or 'system'}: {exc.strerror or exc}", EXIT_ERROR)
-        except Exception as exc:  # noqa: BLE001 - the one top-level handler (STYLE.md)
+        except Exception as exc:
             _fail(ctx, f"internal error: {type(exc).__name__}: {exc} (run with -v for details)", EXIT_ERROR)
 
 
@@ -123,7 +124,9 @@ def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
 @click.option("--no-color", is_flag=True, help="No colour in output.")
 @click.version_option(__version__, prog_name="scimsync")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path, verbose: int, quiet: bool, log_format: str, no_color: bool) -> None:
+def cli(
+    ctx: click.Context, config_path: Path, verbose: int, quiet: bool, log_format: str, no_color: bool
+) -> None:
     """Keep Jira and Confluence user directories in step with your identity provider."""
     _setup_logging(verbose, quiet, log_format)
     ctx.obj = State(config_path, verbose, render.make_consoles(no_color=no_color, quiet=quiet))
@@ -132,7 +135,12 @@ def cli(ctx: click.Context, config_path: Path, verbose: int, quiet: bool, log_fo
 pass_state = click.make_pass_decorator(State)
 
 _format = click.option(
-    "--format", "fmt", type=click.Choice(render.FORMATS), default="table", show_default=True, help="Output format."
+    "--format",
+    "fmt",
+    type=click.Choice(render.FORMATS),
+    default="table",
+    show_default=True,
+    help="Output format.",
 )
 _targets = click.option(
     "--target", "targets", multiple=True, metavar="NAME", help="Only this target (repeatable)."
@@ -177,7 +185,7 @@ def _failed_targets(plan: Plan) -> list[TargetPlan]:
 def _report_target_errors(plan: Plan) -> bool:
     failed = _failed_targets(plan)
     for tp in failed:
-        click.echo(redact(f"error: target {tp.target} was not planned: {tp.error}"), err=True)
+        click.echo(redact(f"error: {tp.error}"), err=True)
     return bool(failed)
 
 
@@ -187,7 +195,9 @@ def _make_plan(state: State, config: Config, targets: tuple[str, ...], allow: in
 
 
 @cli.command()
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan to FILE (mode 0600).")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan to FILE (mode 0600)."
+)
 @_format
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are.")
 @_targets
@@ -233,7 +243,7 @@ def _stop_on_signals() -> Iterator[threading.Event]:
         for s, h in previous.items():
             signal.signal(s, h)
     if received:
-        raise Interrupted(received[0])
+        raise RunInterruptedError(received[0])
 
 
 @cli.command()

@@ -75,7 +75,7 @@ class ApprovalError(ScimsyncError):
     """Apply needs confirmation and none can be given (non-interactive without -y)."""
 
 
-class Interrupted(ScimsyncError):
+class RunInterruptedError(ScimsyncError):
     """SIGINT or SIGTERM arrived; in-flight operations finished, no new one started."""
 
     def __init__(self, signum: int) -> None:

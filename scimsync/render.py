@@ -50,7 +50,7 @@ def make_consoles(*, no_color: bool = False, quiet: bool = False) -> Consoles:
     wide = None if sys.stdout.isatty() else 160
     return Consoles(
         out=Console(no_color=no_color, highlight=False, width=wide, soft_wrap=False),
-        err=Console(stderr=True, no_color=no_color, highlight=False),
+        err=Console(stderr=True, no_color=no_color, highlight=False, soft_wrap=True),
         quiet=quiet,
     )
 
@@ -171,13 +171,15 @@ def render_apply(result: ApplyResult, consoles: Consoles) -> None:
                 r.status is Status.SKIPPED and r.message.startswith("not manageable")
             ):
                 consoles.err.print(
-                    f"{r.status.value}: {tr.target} {r.op.kind.value} {r.op.account}: {r.message}", markup=False
+                    f"{r.status.value}: {tr.target} {r.op.kind.value} {r.op.account}: {r.message}",
+                    markup=False,
                 )
         if tr.stopped:
             consoles.err.print(tr.stopped, markup=False)
     if result.stale:
+        plural = "s were" if result.stale != 1 else " was"
         consoles.err.print(
-            f"{result.stale} operations were stale: the targets changed since the plan was made. "
+            f"{result.stale} operation{plural} stale: the target changed since the plan was made. "
             "Run `scimsync plan` again.",
             markup=False,
         )
@@ -185,7 +187,7 @@ def render_apply(result: ApplyResult, consoles: Consoles) -> None:
 
 def render_checks(rows: Sequence[tuple[str, str, bool, str]], consoles: Consoles) -> None:
     """Print the check table: (system, type, ok, detail)."""
-    table = Table(title="check", title_justify="left")
+    table = Table()
     for column in ("system", "type", "status", "detail"):
         table.add_column(column)
     for system, kind, ok, text in rows:

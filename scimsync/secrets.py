@@ -6,6 +6,10 @@ import threading
 
 MASK = "***"
 
+# Values shorter than this are not scrubbed from text: masking "t" everywhere would
+# mangle every message, and no real credential is that short.
+MIN_SCRUB_LENGTH = 4
+
 _known: set[str] = set()
 _lock = threading.Lock()
 
@@ -17,7 +21,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
-        if value:
+        if len(value) >= MIN_SCRUB_LENGTH:
             with _lock:
                 _known.add(value)
 

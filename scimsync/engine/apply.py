@@ -55,7 +55,9 @@ class TargetResult:
     @property
     def ok(self) -> bool:
         """Tell whether every operation is done (or deliberately skipped as not manageable)."""
-        return self.stopped is None and not any(r.status in (Status.FAILED, Status.STALE) for r in self.results)
+        return self.stopped is None and not any(
+            r.status in (Status.FAILED, Status.STALE) for r in self.results
+        )
 
 
 @dataclass(frozen=True)
@@ -163,10 +165,14 @@ class _TargetRun:
     def _attempt(self, op: Operation, slot: str) -> OpResult:
         account = self._current(op, slot)
         if self.options.recheck:
-            group_exists = self.target.group_exists(op.group or op.account) if op.kind is OpKind.CREATE_GROUP else None
+            group_exists = (
+                self.target.group_exists(op.group or op.account) if op.kind is OpKind.CREATE_GROUP else None
+            )
             verdict = check(op, account, group_exists=group_exists)
             if verdict == "stale":
-                return self._finish(op, Status.STALE, "the target changed since the plan was made", attempted=False)
+                return self._finish(
+                    op, Status.STALE, "the target changed since the plan was made", attempted=False
+                )
             if verdict == "done":
                 return self._finish(op, Status.DONE, "already in the wanted state", attempted=False)
         created = self._write(op, account)
@@ -213,7 +219,9 @@ class _TargetRun:
             self.target.remove_member(account, op.group or "")
         return None
 
-    def _finish(self, op: Operation, status: Status, message: str = "", *, attempted: bool = True) -> OpResult:
+    def _finish(
+        self, op: Operation, status: Status, message: str = "", *, attempted: bool = True
+    ) -> OpResult:
         with self.guard:
             if attempted:
                 self.attempted += 1

@@ -229,8 +229,7 @@ def _target_to_dict(t: TargetPlan) -> dict[str, Any]:
         "error": t.error,
         "operations": [_op_to_dict(op) for op in t.operations],
         "collisions": [
-            {"field": c.field, "value": c.value, "source_users": list(c.source_users)}
-            for c in t.collisions
+            {"field": c.field, "value": c.value, "source_users": list(c.source_users)} for c in t.collisions
         ],
         "notices": [{"account": n.account, "kind": n.kind, "message": n.message} for n in t.notices],
     }

@@ -9,13 +9,55 @@ from pathlib import Path
 from typing import Any
 
 FIRST = (
-    "Amara Bruno Chen Dalia Emeka Farah Goran Hana Ivo Jonas Keiko Lars Mei Nadia Omar Priya "
-    "Quinn Rosa Sven Tariq Uma Viktor Wen Ximena Yusuf Zofia"
-).split()
+    "Amara",
+    "Bruno",
+    "Chen",
+    "Dalia",
+    "Emeka",
+    "Farah",
+    "Goran",
+    "Hana",
+    "Ivo",
+    "Jonas",
+    "Keiko",
+    "Lars",
+    "Mei",
+    "Nadia",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tariq",
+    "Uma",
+    "Viktor",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zofia",
+)
 LAST = (
-    "Kowalski Rossi Nakamura Haddad Okafor Lindqvist Novak Schmidt Petrov Silva Tanaka Moreau "
-    "Ivanova Costa Jensen Kaur Weber Dubois Ahmed Fischer"
-).split()
+    "Kowalski",
+    "Rossi",
+    "Nakamura",
+    "Haddad",
+    "Okafor",
+    "Lindqvist",
+    "Novak",
+    "Schmidt",
+    "Petrov",
+    "Silva",
+    "Tanaka",
+    "Moreau",
+    "Ivanova",
+    "Costa",
+    "Jensen",
+    "Kaur",
+    "Weber",
+    "Dubois",
+    "Ahmed",
+    "Fischer",
+)
 DEPARTMENTS = ("engineering", "support", "finance", "sales", "design")
 DOMAIN = "acme.example"
 

@@ -55,7 +55,10 @@ def seed(sim: JiraSim, people: list[dict[str, Any]]) -> None:
             email = f"{name}@old-acme.example"  # an email change
         sim.add_user(name, email, display, active=i != 3, groups=("jira-software-users", "scimsync-managed"))
     sim.add_user(
-        "olga.former", "olga.former@acme.example", "Olga Former", groups=("jira-software-users", "scimsync-managed")
+        "olga.former",
+        "olga.former@acme.example",
+        "Olga Former",
+        groups=("jira-software-users", "scimsync-managed"),
     )
     sim.add_user("build-bot", "build-bot@acme.example", "Build Bot", groups=("jira-software-users",))
     jira_people[4]["active"] = False  # left the company yesterday; still active in Jira
@@ -73,7 +76,9 @@ def run_demo(consoles: Consoles, *, keep: bool = False) -> None:
         (folder / "scimsync.yaml").write_text(CONFIG.format(url=server.url), encoding="utf-8")
         config = api.load(folder / "scimsync.yaml")
         out.print(f"[bold]scimsync demo[/]: a simulated Jira Data Center 10.3 at {server.url}")
-        out.print(f"source: {folder / 'company.csv'} ({len(people)} people); config: {folder / 'scimsync.yaml'}\n")
+        out.print(
+            f"source: {folder / 'company.csv'} ({len(people)} people); config: {folder / 'scimsync.yaml'}\n"
+        )
 
         out.print("[bold]1. scimsync plan[/]  (reads only)")
         with progress(consoles) as report:

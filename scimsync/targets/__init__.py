@@ -1,0 +1,58 @@
+"""Target connectors and the registry of the implemented target types."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from scimsync.errors import ConfigError
+from scimsync.http import Auth, BasicAuth, BearerAuth, ErrorParser, HttpClient, HttpSettings
+from scimsync.secrets import Secret
+from scimsync.targets.base import Target
+from scimsync.targets.jira import JiraTarget
+from scimsync.targets.jira import parse_error as parse_jira_error
+
+if TYPE_CHECKING:
+    from scimsync.config import TargetConfig
+
+
+@dataclass(frozen=True)
+class TargetType:
+    """How to build one type of target: the connector and the parser of its error bodies."""
+
+    factory: Callable[[str, HttpClient], Target]
+    error_parser: ErrorParser
+
+
+TARGET_TYPES: dict[str, TargetType] = {
+    "jira": TargetType(JiraTarget, parse_jira_error),
+}
+
+
+def implemented_target_types() -> frozenset[str]:
+    """Return the target types this version can build."""
+    return frozenset(TARGET_TYPES)
+
+
+def auth_from(token: Secret | None, username: str | None, password: Secret | None) -> Auth:
+    """Return bearer auth for a token, basic auth for a username and password, else None."""
+    if token:
+        return BearerAuth(token)
+    if username and password:
+        return BasicAuth(username, password)
+    return None
+
+
+def build_target(name: str, config: TargetConfig, settings: HttpSettings) -> Target:
+    """Build the connector for target ``name``, with its own HTTP client."""
+    kind = TARGET_TYPES.get(config.type)
+    if kind is None:
+        available = ", ".join(sorted(TARGET_TYPES))
+        problem = f"'{config.type}' is not available in this version (available: {available})"
+        raise ConfigError([f"targets.{name}.type: {problem}"])
+    auth = auth_from(config.token, config.username, config.password)
+    if auth is None:
+        raise ConfigError([f"targets.{name}: credentials missing: set token, or username and password"])
+    client = HttpClient(name, config.url, auth=auth, settings=settings, error_parser=kind.error_parser)
+    return kind.factory(name, client)

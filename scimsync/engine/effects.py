@@ -1,0 +1,176 @@
+"""What an operation does to a target, and whether it still needs doing (SPEC §6 saved plans).
+
+``check`` compares an operation with the target's current state just before a saved plan
+applies it: already in the wanted state is *done*, still in the state the plan saw is
+*apply*, anything else is *stale* and never applied blindly. ``apply_effect`` is the
+state after an operation succeeded; the property tests fold it over a plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from scimsync.engine.plan import Operation, OpKind
+from scimsync.models import Account, TargetDirectory, key
+
+Check = Literal["apply", "done", "stale"]
+
+
+def check(op: Operation, fresh: Account | None, *, group_exists: bool | None = None) -> Check:
+    """Tell whether ``op`` still needs applying to the current state ``fresh``."""
+    if op.kind is OpKind.CREATE_GROUP:
+        if group_exists is None:
+            raise ValueError("check(create_group) needs group_exists")
+        return "done" if group_exists else "apply"
+    if op.kind is OpKind.CREATE_USER:
+        return _check_create(op, fresh)
+    if fresh is None:
+        # The account is gone: only a deletion wanted that.
+        return "done" if op.kind is OpKind.DELETE_USER else "stale"
+    if op.account_id is not None and fresh.id != op.account_id:
+        return "stale"  # another account now holds the username (deleted and re-created)
+    if op.kind is OpKind.UPDATE_USER:
+        return _check_update(op, fresh)
+    if op.kind is OpKind.DELETE_USER:
+        return "apply"
+    return _check_flag(op, fresh)
+
+
+def _check_create(op: Operation, fresh: Account | None) -> Check:
+    if fresh is None:
+        return "apply"
+    # A field the target never shows (None) cannot tell the accounts apart.
+    same = all(
+        _same(c.field, now, c.new)
+        for c in op.changes
+        if c.field != "username" and (now := _field(fresh, c.field)) is not None
+    )
+    return "done" if same else "stale"
+
+
+def _check_update(op: Operation, fresh: Account) -> Check:
+    results = set()
+    for change in op.changes:
+        now = _field(fresh, change.field)
+        old = op.expected.get(change.field, change.old)
+        if _same(change.field, now, change.new):
+            results.add("done")
+        elif _same(change.field, now, old):
+            results.add("apply")
+        else:
+            return "stale"
+    return "apply" if "apply" in results else "done"
+
+
+def _check_flag(op: Operation, fresh: Account) -> Check:
+    """Check the operations that set one flag: active, or membership of ``op.group``."""
+    name, wanted = _FLAGS[op.kind]
+    now = fresh.active if name == "active" else fresh.in_group(op.group or "")
+    if now == wanted:
+        return "done"
+    return "apply" if now == op.expected.get(name, not wanted) else "stale"
+
+
+_FLAGS: Mapping[OpKind, tuple[str, bool]] = {
+    OpKind.REACTIVATE_USER: ("active", True),
+    OpKind.DEACTIVATE_USER: ("active", False),
+    OpKind.ADD_MEMBER: ("member", True),
+    OpKind.REMOVE_MEMBER: ("member", False),
+}
+
+
+def _field(account: Account, name: str) -> str | None:
+    value: str | None = getattr(account, name)
+    return value
+
+
+def _same(name: str, a: str | None, b: str | None) -> bool:
+    """Compare field values; usernames and emails case-insensitively (SPEC §4)."""
+    if a is None or b is None:
+        return a is b
+    return a == b if name == "display_name" else key(a) == key(b)
+
+
+def apply_effect(op: Operation, account: Account | None) -> Account | None:
+    """Return the account as it is after ``op`` succeeded."""
+    if op.kind is OpKind.CREATE_USER:
+        return _created(op)
+    if op.kind is OpKind.CREATE_GROUP:
+        return account
+    if account is None:
+        raise ValueError(f"{op.kind.value} of '{op.account}': no such account")
+    return _EFFECTS[op.kind](op, account)
+
+
+def _created(op: Operation) -> Account:
+    def new(name: str) -> str:
+        change = op.change(name)
+        return (change.new if change else None) or ""
+
+    username = new("username") or op.account
+    # scimsync sets externalId to the source id on every account it creates (SPEC §5).
+    return Account(
+        id=op.account_id or f"new:{username}",
+        username=username,
+        email=new("email"),
+        display_name=new("display_name"),
+        active=True,
+        external_id=op.source_id,
+    )
+
+
+def _updated(op: Operation, account: Account) -> Account:
+    fields: dict[str, Any] = {c.field: c.new for c in op.changes}
+    return dataclasses.replace(account, **fields)
+
+
+def _with_member(op: Operation, account: Account) -> Account:
+    if account.in_group(op.group or ""):
+        return account
+    return dataclasses.replace(account, groups=account.groups | {op.group or ""})
+
+
+def _without_member(op: Operation, account: Account) -> Account:
+    gone = key(op.group)
+    return dataclasses.replace(account, groups=frozenset(g for g in account.groups if key(g) != gone))
+
+
+_EFFECTS: Mapping[OpKind, Callable[[Operation, Account], Account | None]] = {
+    OpKind.UPDATE_USER: _updated,
+    OpKind.REACTIVATE_USER: lambda op, a: dataclasses.replace(a, active=True),
+    OpKind.DEACTIVATE_USER: lambda op, a: dataclasses.replace(a, active=False),
+    OpKind.DELETE_USER: lambda op, a: None,
+    OpKind.ADD_MEMBER: _with_member,
+    OpKind.REMOVE_MEMBER: _without_member,
+}
+
+
+def apply_to_directory(directory: TargetDirectory, ops: Sequence[Operation]) -> TargetDirectory:
+    """Return the directory after every operation succeeded, in order."""
+    accounts = list(directory.accounts)
+    groups = set(directory.groups)
+    for op in ops:
+        if op.kind is OpKind.CREATE_GROUP:
+            if not any(key(g) == key(op.group) for g in groups):
+                groups.add(op.group or op.account)
+            continue
+        where = _find(accounts, op)
+        after = apply_effect(op, accounts[where] if where is not None else None)
+        if where is None:
+            if after is not None:
+                accounts.append(after)
+        elif after is None:
+            del accounts[where]
+        else:
+            accounts[where] = after
+    return TargetDirectory(accounts=tuple(accounts), groups=frozenset(groups))
+
+
+def _find(accounts: Sequence[Account], op: Operation) -> int | None:
+    """Return the position of the account ``op`` names: by id when known, else by username."""
+    for i, a in enumerate(accounts):
+        if a.id == op.account_id if op.account_id is not None else key(a.username) == key(op.account):
+            return i
+    return None

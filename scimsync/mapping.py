@@ -1,0 +1,269 @@
+"""Sandboxed Jinja2 templates and group rules: source user -> desired target account.
+
+Pure: no I/O. Templates are compiled once per target; an undefined name is an
+error, never an empty string (SPEC §3).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from scimsync.errors import ConfigError, ScimsyncError
+from scimsync.models import DesiredAccount, Group, GroupGrant, SourceDirectory, User, key
+
+if TYPE_CHECKING:
+    from scimsync.config import Config, GroupRule
+
+# Names a template may use; a rule's `to` also sees the matched source group.
+USER_NAMES = frozenset({"user"})
+RULE_NAMES = frozenset({"user", "group"})
+
+# What a filter or expression can raise while rendering, besides Jinja's own errors.
+_RENDER_ERRORS = (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError)
+
+
+def localpart(value: object) -> str:
+    """Return the part of an email address before the last '@' ("a.b@x.com" -> "a.b")."""
+    text = str(value)
+    return text.rpartition("@")[0] if "@" in text else text
+
+
+def domain(value: object) -> str:
+    """Return the part of an email address after the last '@' ("a.b@x.com" -> "x.com")."""
+    return str(value).rpartition("@")[2] if "@" in str(value) else ""
+
+
+def slug(value: object) -> str:
+    """Return lowercase ASCII with accents dropped and runs of other characters as '-'."""
+    decomposed = unicodedata.normalize("NFKD", str(value))
+    ascii_text = decomposed.encode("ascii", "ignore").decode("ascii").lower()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
+
+
+def make_environment() -> SandboxedEnvironment:
+    """Build the sandboxed environment every mapping template is compiled in."""
+    # finalize: a profile field the IdP sends as null renders as "", not "None".
+    env = SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, autoescape=False, finalize=lambda v: "" if v is None else v
+    )
+    env.filters.update({"localpart": localpart, "domain": domain, "slug": slug})
+    return env
+
+
+_ENV = make_environment()
+
+
+def template_problem(source: str, *, names: frozenset[str] = USER_NAMES) -> str | None:
+    """Return why ``source`` is not a usable template ("template error: ..."), or None."""
+    try:
+        ast = _ENV.parse(source)
+        _ENV.compile(ast)
+    except jinja2.TemplateSyntaxError as exc:
+        return _syntax_problem(exc)
+    unknown = sorted(meta.find_undeclared_variables(ast) - names)
+    if unknown:
+        return f"template error: unknown name '{unknown[0]}' (available: {', '.join(sorted(names))})"
+    return None
+
+
+def compile_template(source: str, *, where: str) -> jinja2.Template:
+    """Compile ``source``; raise ConfigError naming ``where`` when it does not compile."""
+    try:
+        return _ENV.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError([f"{where}: {_syntax_problem(exc)}"]) from None
+
+
+def _syntax_problem(exc: jinja2.TemplateSyntaxError) -> str:
+    message = (exc.message or "invalid syntax").rstrip(".")
+    return f"template error: {message[:1].lower()}{message[1:]} (line {exc.lineno})"
+
+
+class MappingError(ScimsyncError):
+    """A template failed for one source user on one target."""
+
+    def __init__(self, target: str, where: str, user: User, cause: str) -> None:
+        self.target = target
+        self.where = where
+        self.user = user
+        self.cause = cause
+        super().__init__(f"target {target}: {where} for source user '{user.id}' ({user.username}): {cause}")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One compiled group rule; ``number`` is 1-based as people count."""
+
+    number: int
+    pattern: str
+    privileged: bool
+    to: tuple[tuple[str, jinja2.Template], ...]  # (config key path, template)
+
+    @property
+    def reason(self) -> str:
+        """Describe the rule in a grant ("rule 2 (from: atlassian-jira-*)")."""
+        return f"rule {self.number} (from: {self.pattern})"
+
+    def matches(self, group_name: str) -> bool:
+        """Tell whether a source group name matches the rule's glob, ignoring case."""
+        return glob_match(group_name, self.pattern)
+
+
+def glob_match(value: str, pattern: str) -> bool:
+    """Match a shell-style glob, ignoring case (SPEC §4)."""
+    return fnmatch.fnmatchcase(key(value), key(pattern))
+
+
+class TargetMapper:
+    """Turn source users into the accounts one target should have."""
+
+    def __init__(self, target: str, config: Config) -> None:
+        settings = config.targets[target]
+        self.target = target
+        self.owner_group = config.policy.owner_group
+        self.default_groups = tuple(settings.default_groups)
+        self._fields: dict[str, tuple[str, jinja2.Template]] = {}
+        for name in ("username", "email", "display_name"):
+            override = getattr(settings.mapping, name)
+            where = f"targets.{target}.mapping.{name}" if override is not None else f"mapping.{name}"
+            source = override if override is not None else getattr(config.mapping, name)
+            self._fields[name] = (where, compile_template(source, where=where))
+        self._rules = tuple(self._compile_rule(i, rule) for i, rule in enumerate(settings.groups))
+
+    def _compile_rule(self, index: int, rule: GroupRule) -> _Rule:
+        to = []
+        for j, source in enumerate(rule.to):
+            where = f"targets.{self.target}.groups[{index}].to[{j}]"
+            to.append((where, compile_template(source, where=where)))
+        return _Rule(index + 1, rule.from_, rule.privileged, tuple(to))
+
+    def desired(self, user: User, groups: Mapping[str, Group]) -> DesiredAccount:
+        """Render the account ``user`` should have; ``groups`` maps casefold names to groups."""
+        context = {"user": user_context(user)}
+        values = {
+            name: self._render(where, tpl, context, user) for name, (where, tpl) in self._fields.items()
+        }
+        for name in ("username", "email"):
+            if not values[name]:
+                raise MappingError(self.target, self._fields[name][0], user, f"rendered an empty {name}")
+        grants = [GroupGrant(g, "default_groups") for g in self.default_groups]
+        grants += self._rule_grants(user, context, groups)
+        return DesiredAccount(
+            source_id=user.id,
+            source_username=user.username,
+            username=values["username"],
+            email=values["email"],
+            display_name=values["display_name"] or values["username"],
+            active=user.active,
+            grants=merge_grants(grants),
+        )
+
+    def _rule_grants(
+        self, user: User, context: Mapping[str, Any], groups: Mapping[str, Group]
+    ) -> list[GroupGrant]:
+        grants = []
+        for rule in self._rules:
+            for group_name in filter(rule.matches, user.groups):
+                group = groups.get(key(group_name))
+                group_context = {"name": group_name, "id": group.id if group else group_name}
+                for where, tpl in rule.to:
+                    name = self._render(where, tpl, {**context, "group": group_context}, user)
+                    if not name:
+                        raise MappingError(self.target, where, user, "rendered an empty group name")
+                    grants.append(GroupGrant(name, rule.reason, rule.privileged))
+        return grants
+
+    def managed_groups(self, source_groups: Iterable[str]) -> frozenset[str]:
+        """Return every group this target's rules can name, plus the owner group.
+
+        A ``to`` that uses ``user`` or ``group.id`` cannot be rendered from a group name
+        alone and is left out here: the groups it names are only known from
+        ``desired()``, so callers add the grants of the desired accounts too.
+        """
+        names = [*self.default_groups, self.owner_group]
+        for group_name in source_groups:
+            context = {"group": {"name": group_name}}
+            for rule in self._rules:
+                if rule.matches(group_name):
+                    names.extend(n for _, tpl in rule.to if (n := _render_name_only(tpl, context)))
+        return frozenset(_dedupe(names))
+
+    def _render(self, where: str, tpl: jinja2.Template, context: Mapping[str, Any], user: User) -> str:
+        try:
+            return _render_text(tpl, context)
+        except _RENDER_ERRORS as exc:
+            raise MappingError(self.target, where, user, str(exc)) from None
+
+
+def _render_text(tpl: jinja2.Template, context: Mapping[str, Any]) -> str:
+    return tpl.render(context).strip()
+
+
+def _render_name_only(tpl: jinja2.Template, context: Mapping[str, Any]) -> str:
+    try:
+        return _render_text(tpl, context)
+    except _RENDER_ERRORS:
+        # The template needs more than the group name; desired() will name its groups.
+        return ""
+
+
+def user_context(user: User) -> dict[str, Any]:
+    """Return the ``user`` template variable for a source user (SPEC §3)."""
+    return {
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "display_name": user.display_name,
+        "active": user.active,
+        "groups": list(user.groups),
+        "attributes": dict(user.attributes),
+    }
+
+
+def merge_grants(grants: Iterable[GroupGrant]) -> tuple[GroupGrant, ...]:
+    """Merge grants of the same group (case-insensitive): any privileged rule allows it."""
+    merged: dict[str, GroupGrant] = {}
+    for grant in grants:
+        seen = merged.get(key(grant.group))
+        if seen is None:
+            merged[key(grant.group)] = grant
+        elif grant.reason not in seen.reason.split("; "):
+            reason = f"{seen.reason}; {grant.reason}"
+            merged[key(grant.group)] = GroupGrant(
+                seen.group, reason, seen.privileged_ok or grant.privileged_ok
+            )
+    return tuple(merged.values())
+
+
+def _dedupe(names: Iterable[str]) -> list[str]:
+    seen: dict[str, str] = {}
+    for name in names:
+        seen.setdefault(key(name), name)
+    return list(seen.values())
+
+
+def in_scope(
+    directory: SourceDirectory, *, include_groups: Sequence[str], exclude_users: Sequence[str]
+) -> tuple[User, ...]:
+    """Return the source users the config scopes in; inactive users stay (to be deprovisioned)."""
+
+    def included(user: User) -> bool:
+        if not include_groups:
+            return True
+        return any(glob_match(g, p) for g in user.groups for p in include_groups)
+
+    def excluded(user: User) -> bool:
+        return any(glob_match(v, p) for v in (user.username, user.email) for p in exclude_users)
+
+    return tuple(u for u in directory.users if included(u) and not excluded(u))

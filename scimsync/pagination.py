@@ -1,0 +1,177 @@
+"""The only place that loops over pages: one generator per paging style, each yielding item lists.
+
+Every paginator refuses a server that sends the same cursor or link twice (it would loop
+forever) and a body without its items, raising ``ResponseError``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+
+from scimsync.errors import ResponseError
+from scimsync.http import HttpClient
+from scimsync.secrets import redact
+
+# One link-value of an RFC 8288 Link header: <target>; param=value; param="quoted, value".
+_LINK = re.compile(r'<([^>]*)>((?:\s*;\s*[^\s;,=]+(?:\s*=\s*(?:"[^"]*"|[^;,]*))?)*)')
+_REL = re.compile(r';\s*rel\s*=\s*(?:"([^"]*)"|([^;,\s]*))', re.IGNORECASE)
+
+
+def cursor_pages(
+    client: HttpClient,
+    path: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    cursor_param: str = "cursor",
+    next_field: str = "nextCursor",
+    last_field: str = "isLast",
+    items_field: str = "values",
+    obj: str | None = None,
+) -> Iterator[list[Any]]:
+    """Yield pages of a cursor-paged list (Jira ``/user/list``, atlassian §1.7)."""
+    query = dict(params or {})
+    seen: set[str] = set()
+    while True:
+        body = client.get_json(path, params=query, obj=obj)
+        yield _items(client, path, obj, body, items_field)
+        cursor = body.get(next_field)
+        # Omit the cursor on the first call; stop on isLast or when no cursor comes back (§1.7).
+        if body.get(last_field) is True or cursor is None or cursor == "":
+            return
+        cursor = str(cursor)
+        if cursor in seen:
+            raise _loop(client, path, obj, f"cursor {cursor!r}")
+        seen.add(cursor)
+        query[cursor_param] = cursor
+
+
+def offset_pages(
+    client: HttpClient,
+    path: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    start_param: str = "startAt",
+    size_param: str = "maxResults",
+    page_size: int = 50,
+    start: int = 0,
+    items_field: str | None = "values",
+    last_field: str | None = "isLast",
+    obj: str | None = None,
+) -> Iterator[list[Any]]:
+    """Yield pages of an offset-paged list; ``items_field=None`` means a bare JSON array."""
+    query = dict(params or {})
+    position = start
+    previous: list[Any] | None = None
+    while True:
+        query[start_param] = position
+        query[size_param] = page_size
+        body = client.get_json(path, params=query, obj=obj)
+        if items_field is None:
+            if not isinstance(body, list):
+                raise _bad_body(client, path, obj, "a JSON array")
+            items: list[Any] = body
+        else:
+            items = _items(client, path, obj, body, items_field)
+        # A bare array has no "last" flag; a named flag missing from the body means "not last".
+        has_flag = last_field is not None and items_field is not None
+        if not items:
+            return
+        if items == previous:
+            # A server that ignores the offset would hand out its first page forever.
+            raise _loop(client, path, obj, f"the same page at {start_param}={position}")
+        yield items
+        if has_flag and body.get(last_field) is True:
+            return
+        if not has_flag and len(items) < page_size:
+            return
+        # Advance by what came back: servers clamp the page size (Jira group/member: 50, §1.8).
+        position += len(items)
+        previous = items
+
+
+def link_header_pages(
+    client: HttpClient, path: str, *, params: Mapping[str, Any] | None = None, obj: str | None = None
+) -> Iterator[list[Any]]:
+    """Yield pages of a list paged by RFC 8288 ``Link: <…>; rel="next"`` headers (Okta, idp §1.3)."""
+    url: str = path
+    query: Mapping[str, Any] | None = params
+    seen: set[str] = set()
+    while True:
+        response = client.request("GET", url, params=query, ok=(200,), obj=obj)
+        body = client.decode_json(response, obj=obj)
+        if not isinstance(body, list):
+            raise _bad_body(client, path, obj, "a JSON array")
+        yield body
+        seen.add(response.url)
+        # Follow the next link verbatim: Okta may change its cursor format (idp §1.3).
+        link = _next_link(response)
+        if link is None:
+            return
+        if link in seen:
+            raise _loop(client, path, obj, f"link {link!r}")
+        seen.add(link)
+        url, query = link, None
+
+
+def next_link_pages(
+    client: HttpClient,
+    path: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    items_field: str = "value",
+    next_field: str = "@odata.nextLink",
+    obj: str | None = None,
+) -> Iterator[list[Any]]:
+    """Yield pages of a list whose body carries an absolute next link (Graph, idp §2.3)."""
+    url: str = path
+    query: Mapping[str, Any] | None = params
+    seen: set[str] = set()
+    while True:
+        body = client.get_json(url, params=query, obj=obj)
+        yield _items(client, path, obj, body, items_field)
+        # The link already carries every query parameter; never rebuild it (idp §2.3).
+        link = body.get(next_field)
+        if not link:
+            return
+        link = str(link)
+        if link in seen:
+            raise _loop(client, path, obj, f"link {link!r}")
+        seen.add(link)
+        url, query = link, None
+
+
+def _next_link(response: requests.Response) -> str | None:
+    """Return the ``rel="next"`` target of a response's Link headers, made absolute, or None."""
+    # requests joins repeated Link headers with ", " (Okta sends self and next apart, idp §1.3).
+    for match in _LINK.finditer(response.headers.get("Link") or ""):
+        rel = _REL.search(match.group(2))
+        if rel and "next" in (rel.group(1) or rel.group(2) or "").lower().split():
+            target: str = match.group(1).strip()
+            return urljoin(str(response.url), target)
+    return None
+
+
+def _items(client: HttpClient, path: str, obj: str | None, body: Any, field: str) -> list[Any]:
+    """Return the list under ``field``, or raise ResponseError when the body has none."""
+    items = body.get(field) if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise _bad_body(client, path, obj, f"an object with a {field!r} list")
+    return items
+
+
+def _label(path: str, obj: str | None) -> str:
+    return redact(obj or f"GET {path.split('?')[0]}")
+
+
+def _bad_body(client: HttpClient, path: str, obj: str | None, expected: str) -> ResponseError:
+    return ResponseError(client.system, _label(path, obj), f"expected {expected} in the response")
+
+
+def _loop(client: HttpClient, path: str, obj: str | None, what: str) -> ResponseError:
+    cause = redact(f"pagination loop: the server sent {what} twice")
+    return ResponseError(client.system, _label(path, obj), cause)

@@ -1,0 +1,182 @@
+"""The in-memory state behind the Jira simulator: users, groups, roles, credentials.
+
+No HTTP here. Names are looked up case-insensitively and stored with their original
+case (reference §1.8, §1.12); users are keyed by their stable ``key`` (§1.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ADMIN_GROUPS = ("jira-administrators", "jira-system-administrators")
+
+
+def fold(name: str) -> str:
+    """Return the lookup key of a username or group name (Jira lower-cases, §1.12)."""
+    return name.lower()
+
+
+@dataclass
+class JiraUser:
+    """One user; ``read_only`` means it lives in a read-only LDAP directory (§1.12)."""
+
+    key: str
+    name: str
+    email: str
+    display_name: str
+    active: bool = True
+    read_only: bool = False
+
+
+@dataclass
+class JiraGroup:
+    """One group: direct members (user keys) and nested child groups (folded names)."""
+
+    name: str
+    members: set[str] = field(default_factory=set)
+    children: set[str] = field(default_factory=set)
+
+
+@dataclass
+class AppRole:
+    """An application role (§1.9): access groups and the groups new users are put in."""
+
+    key: str
+    name: str
+    groups: list[str]
+    default_groups: list[str]
+    selected_by_default: bool
+    platform: bool = False
+
+
+class JiraDirectory:
+    """Users, groups, application roles and credentials of one simulated Jira."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, JiraUser] = {}
+        self.groups: dict[str, JiraGroup] = {}
+        self.roles: dict[str, AppRole] = {}
+        self.passwords: dict[str, str] = {}  # user key -> password
+        self.tokens: dict[str, str] = {}  # personal access token -> user key
+        self.autocomplete_limit = 20  # the jira.ajax.autocomplete.limit system property (§1.8)
+        self._by_name: dict[str, str] = {}
+        self._next_id = 10000
+
+    # -- users --------------------------------------------------------------
+
+    def find_user(self, name: str) -> JiraUser | None:
+        """Return the user with this username (case-insensitive), if any."""
+        key = self._by_name.get(fold(name))
+        return self.users.get(key) if key is not None else None
+
+    def create_user(
+        self, name: str, email: str, display_name: str, *, active: bool = True, read_only: bool = False
+    ) -> JiraUser:
+        """Create a user with the next ``JIRAUSER<n>`` key (§1.2)."""
+        if self.find_user(name) is not None:
+            raise ValueError(f"user {name!r} already exists")
+        key = f"JIRAUSER{self._next_id}"
+        self._next_id += 1
+        user = JiraUser(key, name, email, display_name, active=active, read_only=read_only)
+        self.users[key] = user
+        self._by_name[fold(name)] = key
+        return user
+
+    def rename(self, user: JiraUser, new_name: str) -> None:
+        """Change a username; the key stays (§1.2)."""
+        del self._by_name[fold(user.name)]
+        user.name = new_name
+        self._by_name[fold(new_name)] = user.key
+
+    def delete_user(self, user: JiraUser) -> None:
+        """Remove a user, its memberships and its credentials."""
+        del self.users[user.key]
+        del self._by_name[fold(user.name)]
+        for group in self.groups.values():
+            group.members.discard(user.key)
+        self.passwords.pop(user.key, None)
+        for token in [t for t, k in self.tokens.items() if k == user.key]:
+            del self.tokens[token]
+
+    def sorted_users(self) -> list[JiraUser]:
+        """Return every user ordered by username."""
+        return sorted(self.users.values(), key=lambda u: fold(u.name))
+
+    # -- groups -------------------------------------------------------------
+
+    def find_group(self, name: str) -> JiraGroup | None:
+        """Return the group with this name (case-insensitive), if any."""
+        return self.groups.get(fold(name))
+
+    def create_group(self, name: str) -> JiraGroup:
+        """Create an empty group."""
+        if fold(name) in self.groups:
+            raise ValueError(f"group {name!r} already exists")
+        group = JiraGroup(name)
+        self.groups[fold(name)] = group
+        return group
+
+    def delete_group(self, group: JiraGroup) -> None:
+        """Remove a group, its nesting links and its place in application roles."""
+        folded = fold(group.name)
+        del self.groups[folded]
+        for other in self.groups.values():
+            other.children.discard(folded)
+        for role in self.roles.values():
+            role.groups = [g for g in role.groups if fold(g) != folded]
+            role.default_groups = [g for g in role.default_groups if fold(g) != folded]
+
+    def nest(self, child: JiraGroup, parent: JiraGroup) -> None:
+        """Make ``child`` a subgroup of ``parent``: its members count as parent members."""
+        parent.children.add(fold(child.name))
+
+    def effective_members(self, group: JiraGroup) -> set[str]:
+        """Return the keys of direct and nested members (§1.8), safe against cycles."""
+        keys: set[str] = set()
+        for g in self._closure(group):
+            keys |= g.members
+        return keys
+
+    def _closure(self, group: JiraGroup) -> list[JiraGroup]:
+        """Return the group and every group nested in it, transitively."""
+        seen = {fold(group.name)}
+        todo, found = [group], [group]
+        while todo:
+            for child_name in todo.pop().children:
+                child = self.groups.get(child_name)
+                if child is not None and child_name not in seen:
+                    seen.add(child_name)
+                    todo.append(child)
+                    found.append(child)
+        return found
+
+    def groups_of(self, user: JiraUser) -> list[JiraGroup]:
+        """Return the groups a user belongs to, directly or through nesting, by name."""
+        found = {n for n, g in self.groups.items() if user.key in g.members}
+        grew = True
+        while grew:  # walk up: a parent of a group the user is in also counts
+            parents = {n for n, g in self.groups.items() if g.children & found} - found
+            found |= parents
+            grew = bool(parents)
+        return sorted((self.groups[n] for n in found), key=lambda g: fold(g.name))
+
+    # -- roles and permissions ---------------------------------------------
+
+    def roles_of(self, user: JiraUser) -> list[AppRole]:
+        """Return the roles a user has access through (member of any role group, §1.9)."""
+        names = {fold(g.name) for g in self.groups_of(user)}
+        return [r for r in self.roles.values() if names & {fold(g) for g in r.groups}]
+
+    def is_admin(self, user: JiraUser) -> bool:
+        """Tell whether a user holds Jira Administrators (member of an admin group)."""
+        names = {fold(g.name) for g in self.groups_of(user)}
+        return any(a in names for a in ADMIN_GROUPS)
+
+    def role_user_count(self, role: AppRole) -> int:
+        """Count the active users with access through a role."""
+        keys: set[str] = set()
+        for name in role.groups:
+            group = self.find_group(name)
+            if group is not None:
+                keys |= self.effective_members(group)
+        return sum(1 for k in keys if self.users[k].active)

@@ -1,0 +1,246 @@
+"""End to end over loopback sockets: the CLI, a file source, and the Jira DC simulator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_support import STAFF, World, make_world, person
+
+TOKEN = "e2e-token-9b1f"
+SUMMARY_EMPTY = "Plan: 0 to create, 0 to update, 0 to deactivate, 0 membership changes."
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    monkeypatch.setenv("E2E_JIRA_TOKEN", TOKEN)
+    yield from make_world(tmp_path, TOKEN, version="10.3.1")
+
+
+def provisioned(world: World) -> World:
+    result = world.run("apply", "-y")
+    assert result.exit_code == 0, result.output
+    world.sim.log.clear()
+    return world
+
+
+def assert_converged(world: World) -> None:
+    world.sim.log.clear()
+    result = world.run("plan", "--detailed-exitcode")
+    assert result.exit_code == 0, result.output
+    assert SUMMARY_EMPTY in result.stdout
+    assert world.sim.log.writes() == []
+
+
+def test_first_provisioning_creates_accounts_groups_and_memberships(world: World) -> None:
+    plan = world.run("plan", "--detailed-exitcode")
+    assert plan.exit_code == 2, plan.output
+    assert "Plan: 5 to create, 0 to update, 0 to deactivate, 14 membership changes." in plan.stdout
+    assert "Groups: 3 to create." in plan.stdout  # jira-team-alpha, jira-team-beta, scimsync-managed
+    assert world.sim.log.writes() == [], "plan must never write"
+
+    result = world.run("apply", "-y")
+    assert result.exit_code == 0, result.output
+    amara = world.sim.user("amara")
+    assert amara is not None
+    assert (amara["emailAddress"], amara["displayName"], amara["active"]) == (
+        "amara@acme.test",
+        "Amara Kowalski",
+        True,
+    )
+    assert world.sim.members("jira-team-alpha") == {"amara", "bruno"}
+    assert world.sim.members("jira-team-beta") == {"chen", "dalia"}
+    assert {"amara", "bruno", "chen", "dalia", "emeka"} <= world.sim.members("scimsync-managed")
+    assert {"amara", "emeka"} <= world.sim.members("jira-software-users")
+    audit = [json.loads(line) for line in (world.folder / "audit.jsonl").read_text().splitlines()]
+    assert len(audit) == 22 and {a["result"] for a in audit} == {"done"}
+    assert_converged(world)
+
+
+def test_name_and_email_change_updates_the_account(world: World) -> None:
+    provisioned(world)
+    world.record("bruno").update(last_name="Bianchi", email="bruno.bianchi@acme.test")
+    world.write()
+    plan = world.run("plan")
+    assert "Plan: 0 to create, 1 to update, 0 to deactivate, 0 membership changes." in plan.stdout
+    assert world.run("apply", "-y").exit_code == 0
+    bruno = world.sim.user("bruno")
+    assert bruno is not None
+    assert (bruno["emailAddress"], bruno["displayName"]) == ("bruno.bianchi@acme.test", "Bruno Bianchi")
+    assert_converged(world)
+
+
+def test_group_change_moves_managed_memberships_only(world: World) -> None:
+    provisioned(world)
+    world.sim.add_group("confluence-users", members=("chen",))  # not managed: must stay
+    world.record("chen")["groups"] = ["team-alpha"]
+    world.write()
+    result = world.run("apply", "-y")
+    assert result.exit_code == 0, result.output
+    assert "chen" in world.sim.members("jira-team-alpha")
+    assert "chen" not in world.sim.members("jira-team-beta")
+    assert "chen" in world.sim.members("confluence-users")
+    assert_converged(world)
+
+
+def test_leaver_is_deactivated_and_removed_from_managed_groups(world: World) -> None:
+    provisioned(world)
+    world.sim.add_group("confluence-users", members=("dalia",))
+    world.write([p for p in STAFF if p["username"] != "dalia"])
+    plan = world.run("plan")
+    assert "Plan: 0 to create, 0 to update, 1 to deactivate, 2 membership changes." in plan.stdout
+    assert world.run("apply", "-y").exit_code == 0
+    dalia = world.sim.user("dalia")
+    assert dalia is not None and dalia["active"] is False
+    assert "dalia" not in world.sim.members("jira-team-beta")
+    assert "dalia" not in world.sim.members("jira-software-users")
+    assert "dalia" in world.sim.members("scimsync-managed"), "the owner marker stays"
+    assert "dalia" in world.sim.members("confluence-users"), "unmanaged group untouched"
+    assert_converged(world)
+
+
+def test_returner_is_reactivated(world: World) -> None:
+    provisioned(world)
+    world.write([p for p in STAFF if p["username"] != "dalia"])
+    assert world.run("apply", "-y").exit_code == 0
+    world.write(STAFF)
+    plan = world.run("plan")
+    assert "Plan: 0 to create, 1 to update, 0 to deactivate, 2 membership changes." in plan.stdout
+    assert "reactivate" in plan.stdout
+    assert world.run("apply", "-y").exit_code == 0
+    dalia = world.sim.user("dalia")
+    assert dalia is not None and dalia["active"] is True
+    assert "dalia" in world.sim.members("jira-team-beta")
+    assert_converged(world)
+
+
+def test_inactive_in_source_is_deprovisioned(world: World) -> None:
+    provisioned(world)
+    world.record("emeka")["active"] = False
+    world.write()
+    assert world.run("apply", "-y").exit_code == 0
+    emeka = world.sim.user("emeka")
+    assert emeka is not None and emeka["active"] is False
+    assert_converged(world)
+
+
+def test_unowned_and_protected_accounts_are_never_touched(world: World) -> None:
+    world.sim.add_user("build-bot", "build-bot@acme.test", "Build Bot", groups=("jira-software-users",))
+    provisioned(world)
+    bot = world.sim.user("build-bot")
+    admin = world.sim.user("admin")
+    assert bot is not None and bot["active"] is True
+    assert "build-bot" in world.sim.members("jira-software-users")
+    assert admin is not None and admin["active"] is True
+    assert "admin" not in world.sim.members("scimsync-managed")
+
+
+def test_guard_blocks_mass_deactivation_with_exit_3(world: World) -> None:
+    provisioned(world)
+    world.write(STAFF[:1])  # four leavers, limit is 3
+    result = world.run("apply", "-y")
+    assert result.exit_code == 3, result.output
+    assert "max_deactivations" in result.stderr and "4" in result.stderr and "3" in result.stderr
+    assert world.sim.log.writes() == []
+    allowed = world.run("apply", "-y", "--allow-deactivations", "4")
+    assert allowed.exit_code == 0, allowed.output
+
+
+def test_empty_source_never_deactivates_anyone(world: World) -> None:
+    world.max_deactivations = 100
+    provisioned(world)
+    world.write([])
+    for command in (["plan"], ["apply", "-y"]):
+        result = world.run(*command)
+        assert result.exit_code == 3, result.output
+        assert "empty_source" in result.stderr
+    assert world.sim.log.writes() == []
+    assert all(world.sim.user(p["username"])["active"] for p in STAFF)  # type: ignore[index]
+
+
+def test_stale_saved_plan_is_skipped_and_reported(world: World) -> None:
+    provisioned(world)
+    world.record("amara")["last_name"] = "Nowak"
+    world.write([p for p in world.people if p["username"] != "bruno"])
+    plan_file = world.folder / "plan.json"
+    assert world.run("plan", "--out", str(plan_file)).exit_code == 0
+    assert plan_file.stat().st_mode & 0o777 == 0o600
+    # Someone changes amara by hand after the plan was reviewed.
+    key = world.sim.user("amara")["key"]  # type: ignore[index]
+    world.sim.update_user(key, displayName="Amara Hand-Edited")
+    result = world.run("apply", str(plan_file))
+    assert result.exit_code == 1, result.output
+    assert "stale: jira update_user amara" in result.stderr
+    assert "Run `scimsync plan` again." in result.stderr
+    assert world.sim.user("amara")["displayName"] == "Amara Hand-Edited"  # type: ignore[index]
+    assert world.sim.user("bruno")["active"] is False  # type: ignore[index]  # the rest was applied
+
+
+def test_saved_plan_from_another_config_is_refused(world: World) -> None:
+    plan_file = world.folder / "plan.json"
+    assert world.run("plan", "--out", str(plan_file)).exit_code == 0
+    world.max_deactivations = 7
+    world.write()
+    result = world.run("apply", str(plan_file))
+    assert result.exit_code == 1
+    assert "was made with another config" in result.stderr
+    assert world.sim.log.writes() == []
+
+
+def test_failure_mid_apply_then_rerun_converges(world: World) -> None:
+    world.sim.faults.inject(500, count=2, method="POST", path="/rest/api/2/group/user")
+    world.sim.faults.inject(400, count=1, method="POST", path="/rest/api/2/user")
+    result = world.run("apply", "-y")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("failed: jira") >= 3
+    again = world.run("apply", "-y")
+    assert again.exit_code == 0, again.output
+    assert_converged(world)
+    assert world.sim.members("jira-team-alpha") == {"amara", "bruno"}
+
+
+def test_read_only_directory_user_is_reported_not_failed(world: World) -> None:
+    world.sim.add_group("scimsync-managed")
+    world.sim.add_user("chen", "chen@old.test", "Chen N", groups=("scimsync-managed",), read_only=True)
+    result = world.run("apply", "-y")
+    assert result.exit_code == 0, result.output
+    assert "skipped: jira update_user chen: not manageable" in result.stderr
+
+
+def test_apply_without_yes_is_refused_when_not_interactive(world: World) -> None:
+    result = world.run("apply")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: apply needs confirmation, and this run is not interactive: pass -y/--auto-approve, "
+        "or apply a reviewed plan file (scimsync plan --out FILE; scimsync apply FILE)"
+    )
+    assert world.sim.log.writes() == []
+
+
+def test_json_and_markdown_formats(world: World) -> None:
+    data = json.loads(world.run("plan", "--format", "json").stdout)
+    assert data["format_version"] == 1
+    assert data["summary"]["create"] == 5
+    ops = data["targets"][0]["operations"]
+    assert ops[0]["op"] == "create_group"
+    markdown = world.run("plan", "--format", "markdown").stdout
+    assert markdown.startswith("## scimsync plan")
+    assert "| create_user | amara |" in markdown
+
+
+def test_show_renders_a_saved_plan(world: World) -> None:
+    plan_file = world.folder / "plan.json"
+    world.run("plan", "--out", str(plan_file))
+    shown = world.run("show", str(plan_file))
+    assert shown.exit_code == 0
+    assert "Plan: 5 to create" in shown.stdout
+
+
+def test_new_person_joins(world: World) -> None:
+    provisioned(world)
+    world.write([*STAFF, person("farah", "Farah", "Lindqvist", "team-beta")])
+    assert world.run("apply", "-y").exit_code == 0
+    assert "farah" in world.sim.members("jira-team-beta")
+    assert_converged(world)

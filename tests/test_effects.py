@@ -1,0 +1,184 @@
+"""Operation effects: re-checking a saved plan's operations (SPEC §6) and applying them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from scimsync.engine.effects import Check, apply_effect, apply_to_directory, check
+from scimsync.engine.plan import FieldChange, Operation, OpKind
+from scimsync.models import Account, TargetDirectory
+
+BOB = Account("K1", "bob", "bob@x.io", "Bob", groups=frozenset({"jira-users"}))
+
+
+def op(kind: OpKind, *changes: FieldChange, **kw: Any) -> Operation:
+    return Operation(kind, "jira", kw.pop("account", "bob"), "test", changes=changes, **kw)
+
+
+def bob(**changes: Any) -> Account:
+    return replace(BOB, **changes)
+
+
+CREATE = op(
+    OpKind.CREATE_USER,
+    FieldChange("username", None, "bob"),
+    FieldChange("email", None, "bob@x.io"),
+    FieldChange("display_name", None, "Bob"),
+    expected={"exists": False},
+    source_id="s1",
+)
+EMAIL = op(
+    OpKind.UPDATE_USER,
+    FieldChange("email", "old@x.io", "bob@x.io"),
+    account_id="K1",
+    expected={"email": "old@x.io"},
+)
+TWO = op(
+    OpKind.UPDATE_USER,
+    FieldChange("email", "old@x.io", "bob@x.io"),
+    FieldChange("display_name", "B", "Bob"),
+    account_id="K1",
+    expected={"email": "old@x.io", "display_name": "B"},
+)
+RENAME = op(OpKind.UPDATE_USER, FieldChange("username", "robert", "bob"), account_id="K1")
+REACTIVATE = op(OpKind.REACTIVATE_USER, account_id="K1", expected={"active": False})
+DEACTIVATE = op(OpKind.DEACTIVATE_USER, account_id="K1", expected={"active": True})
+DELETE = op(OpKind.DELETE_USER, account_id="K1", expected={"exists": True})
+ADD = op(OpKind.ADD_MEMBER, account_id="K1", group="jira-devs", expected={"member": False})
+REMOVE = op(OpKind.REMOVE_MEMBER, account_id="K1", group="jira-users", expected={"member": True})
+ADD_NEW = op(OpKind.ADD_MEMBER, group="jira-devs", expected={"member": False})  # to an account being created
+
+CHECKS = [
+    pytest.param(CREATE, None, "apply", id="create: no account yet"),
+    pytest.param(CREATE, bob(), "done", id="create: already there"),
+    pytest.param(CREATE, bob(email="BOB@X.IO"), "done", id="create: email in other case"),
+    pytest.param(CREATE, bob(email=None), "done", id="create: target hides emails"),
+    pytest.param(CREATE, bob(email="else@x.io"), "stale", id="create: someone else has the name"),
+    pytest.param(CREATE, bob(display_name="Robert"), "stale", id="create: other display name"),
+    pytest.param(EMAIL, bob(email="old@x.io"), "apply", id="update: as planned"),
+    pytest.param(EMAIL, bob(email="OLD@x.io"), "apply", id="update: old value in other case"),
+    pytest.param(EMAIL, bob(), "done", id="update: already changed"),
+    pytest.param(EMAIL, bob(email="third@x.io"), "stale", id="update: changed by someone else"),
+    pytest.param(EMAIL, None, "stale", id="update: account gone"),
+    pytest.param(EMAIL, bob(id="K2", email="old@x.io"), "stale", id="update: another account now"),
+    pytest.param(TWO, bob(email="old@x.io"), "apply", id="update: one field done, one to do"),
+    pytest.param(TWO, bob(display_name="B", email="old@x.io"), "apply", id="update: both to do"),
+    pytest.param(TWO, bob(), "done", id="update: both done"),
+    pytest.param(TWO, bob(display_name="b"), "stale", id="update: display name compares exactly"),
+    pytest.param(RENAME, bob(username="Robert"), "apply", id="rename: as planned"),
+    pytest.param(RENAME, bob(username="BOB"), "done", id="rename: done"),
+    pytest.param(REACTIVATE, bob(active=False), "apply", id="reactivate: inactive"),
+    pytest.param(REACTIVATE, bob(), "done", id="reactivate: already active"),
+    pytest.param(REACTIVATE, None, "stale", id="reactivate: gone"),
+    pytest.param(DEACTIVATE, bob(), "apply", id="deactivate: active"),
+    pytest.param(DEACTIVATE, bob(active=False), "done", id="deactivate: already inactive"),
+    pytest.param(DEACTIVATE, None, "stale", id="deactivate: gone"),
+    pytest.param(DEACTIVATE, bob(id="K9"), "stale", id="deactivate: another account now"),
+    pytest.param(DELETE, bob(), "apply", id="delete: exists"),
+    pytest.param(DELETE, bob(active=False), "apply", id="delete: exists, inactive"),
+    pytest.param(DELETE, None, "done", id="delete: already gone"),
+    pytest.param(DELETE, bob(id="K9"), "stale", id="delete: another account with the name"),
+    pytest.param(ADD, bob(), "apply", id="add: not a member"),
+    pytest.param(ADD, bob(groups=frozenset({"JIRA-DEVS"})), "done", id="add: already a member"),
+    pytest.param(ADD, None, "stale", id="add: gone"),
+    pytest.param(ADD_NEW, bob(), "apply", id="add: account created by the plan"),
+    pytest.param(REMOVE, bob(), "apply", id="remove: member"),
+    pytest.param(REMOVE, bob(groups=frozenset()), "done", id="remove: not a member"),
+    pytest.param(REMOVE, None, "stale", id="remove: gone"),
+]
+
+
+@pytest.mark.parametrize(("operation", "fresh", "expected"), CHECKS)
+def test_check(operation: Operation, fresh: Account | None, expected: Check) -> None:
+    assert check(operation, fresh) == expected
+
+
+GROUP = Operation(
+    OpKind.CREATE_GROUP, "jira", "jira-devs", "test", group="jira-devs", expected={"exists": False}
+)
+
+
+@pytest.mark.parametrize(
+    ("exists", "expected"), [(False, "apply"), (True, "done")], ids=["missing", "exists"]
+)
+def test_check_create_group(exists: bool, expected: Check) -> None:
+    assert check(GROUP, None, group_exists=exists) == expected
+
+
+def test_check_create_group_needs_to_know_whether_it_exists() -> None:
+    with pytest.raises(ValueError, match="group_exists"):
+        check(GROUP, None)
+
+
+def test_check_uses_the_saved_expected_state() -> None:
+    # A plan read back from JSON carries its expectations in ``expected``.
+    odd = op(OpKind.DEACTIVATE_USER, account_id="K1", expected={"active": "?"})
+    assert check(odd, bob()) == "stale"
+
+
+EFFECTS = [
+    pytest.param(EMAIL, bob(email="old@x.io"), bob(), id="update"),
+    pytest.param(RENAME, bob(username="robert"), bob(), id="rename"),
+    pytest.param(REACTIVATE, bob(active=False), bob(), id="reactivate"),
+    pytest.param(DEACTIVATE, bob(), bob(active=False), id="deactivate"),
+    pytest.param(DELETE, bob(), None, id="delete"),
+    pytest.param(ADD, bob(), bob(groups=frozenset({"jira-users", "jira-devs"})), id="add"),
+    pytest.param(
+        ADD, bob(groups=frozenset({"JIRA-DEVS"})), bob(groups=frozenset({"JIRA-DEVS"})), id="add again"
+    ),
+    pytest.param(
+        REMOVE, bob(groups=frozenset({"JIRA-Users", "x"})), bob(groups=frozenset({"x"})), id="remove"
+    ),
+    pytest.param(GROUP, bob(), bob(), id="create group"),
+    pytest.param(
+        CREATE,
+        None,
+        Account("new:bob", "bob", "bob@x.io", "Bob", external_id="s1"),
+        id="create",
+    ),
+]
+
+
+@pytest.mark.parametrize(("operation", "before", "after"), EFFECTS)
+def test_apply_effect(operation: Operation, before: Account | None, after: Account | None) -> None:
+    assert apply_effect(operation, before) == after
+
+
+@pytest.mark.parametrize("operation", [EMAIL, DEACTIVATE, ADD], ids=["update", "deactivate", "add"])
+def test_apply_effect_needs_an_account(operation: Operation) -> None:
+    with pytest.raises(ValueError, match="no such account"):
+        apply_effect(operation, None)
+
+
+def test_every_effect_checks_as_done_afterwards() -> None:
+    for operation, before in [
+        (EMAIL, bob(email="old@x.io")),
+        (DEACTIVATE, bob()),
+        (ADD, bob()),
+        (REMOVE, bob()),
+    ]:
+        assert check(operation, before) == "apply"
+        assert check(operation, apply_effect(operation, before)) == "done"
+
+
+def test_apply_to_directory_folds_the_operations() -> None:
+    carl = Account("K2", "carl", "carl@x.io", "Carl", groups=frozenset({"jira-users"}))
+    directory = TargetDirectory(accounts=(bob(username="robert"), carl), groups=frozenset({"jira-users"}))
+    ops = [GROUP, replace(CREATE, account="amy", changes=()), RENAME]
+    ops += [
+        op(OpKind.ADD_MEMBER, account="amy", group="jira-devs"),
+        op(OpKind.DEACTIVATE_USER, account="carl", account_id="K2"),
+        op(OpKind.REMOVE_MEMBER, account="carl", account_id="K2", group="jira-users"),
+    ]
+    after = apply_to_directory(directory, ops)
+    assert after.groups == {"jira-users", "jira-devs"}
+    assert after.accounts == (
+        bob(),
+        replace(carl, active=False, groups=frozenset()),
+        Account("new:amy", "amy", "", "", groups=frozenset({"jira-devs"}), external_id="s1"),
+    )
+    gone = apply_to_directory(after, [op(OpKind.DELETE_USER, account="carl", account_id="K2")])
+    assert [a.username for a in gone.accounts] == ["bob", "amy"]

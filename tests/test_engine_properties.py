@@ -1,0 +1,263 @@
+"""Engine properties over random directories (STYLE.md "Tests").
+
+Applying a plan and planning again yields an empty plan; the plan never touches a
+protected account or an account it does not own; it never touches an unmanaged group.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scimsync.engine.diff import SYNC_FIELDS, DiffPolicy, diff
+from scimsync.engine.effects import apply_to_directory, check
+from scimsync.engine.plan import PHASES, Operation, OpKind, TargetPlan
+from scimsync.models import Account, Capabilities, DesiredAccount, GroupGrant, TargetDirectory, key
+
+OWN = "scimsync-managed"
+NAMES = ["ann", "bob", "cy", "dee", "eve", "fay", "gus", "admin"]
+GROUPS = [OWN, "g-a", "g-b", "g-new", "other"]
+SETTINGS = settings(deadline=None, max_examples=200)
+
+
+def spelled(word: str) -> st.SearchStrategy[str]:
+    """Return the word as a source or target might spell it: same letters, any case."""
+    return st.sampled_from([word, word.upper(), word.title()])
+
+
+@st.composite
+def desired_accounts(draw: st.DrawFn) -> list[DesiredAccount]:
+    """Source users, some inactive, now and then two sharing a username or email in another case."""
+    names = draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=6))
+    if names and draw(st.integers(0, 3)) == 0:
+        names.append(draw(st.sampled_from(names)))  # two source users with one username
+    out = []
+    for i, name in enumerate(names):
+        groups = draw(st.lists(st.sampled_from(GROUPS[1:]).flatmap(spelled), max_size=3, unique_by=key))
+        privileged = draw(st.booleans())
+        email = draw(st.sampled_from(NAMES) if draw(st.integers(0, 5)) == 0 else st.just(name)) + "@x.io"
+        out.append(
+            DesiredAccount(
+                source_id=f"s{i}",
+                source_username=f"src{i}",
+                username=draw(spelled(name)),
+                email=draw(spelled(email)),
+                display_name=draw(st.sampled_from(["A", "B", name.title()])),
+                active=draw(st.sampled_from([True, True, False])),
+                grants=tuple(GroupGrant(g, f"rule {j}", privileged) for j, g in enumerate(groups)),
+            )
+        )
+    return out
+
+
+@st.composite
+def targets(draw: st.DrawFn, *, shared_emails: bool) -> TargetDirectory:
+    """A target: usernames unique (case-insensitive, as the products enforce), emails maybe not."""
+    names = draw(st.lists(st.sampled_from([*NAMES, "zed", "svc"]), unique=True, max_size=6))
+    taken: set[str] = set()
+    accounts = []
+    for i, name in enumerate(names):
+        email = draw(
+            st.none() | st.sampled_from([name, name, *NAMES]).flatmap(lambda n: spelled(n + "@x.io"))
+        )
+        if not shared_emails and email is not None and key(email) in taken:
+            email = f"{name}.{i}@y.io"
+        taken.add(key(email))
+        accounts.append(
+            Account(
+                id=f"K{i}",
+                username=draw(spelled(name)),
+                email=email,
+                display_name=draw(st.sampled_from(["A", "B", name.title()])),
+                active=draw(st.booleans()),
+                groups=frozenset(draw(st.lists(st.sampled_from(GROUPS).flatmap(spelled), unique_by=key))),
+                manageable=draw(st.sampled_from([True, True, True, False])),
+                external_id=draw(st.sampled_from([None, "", "s0", "s1", "s2", "x9"])),
+            )
+        )
+    groups = [draw(spelled(g)) for g in GROUPS if draw(st.integers(0, 4))]  # most groups exist
+    return TargetDirectory(accounts=tuple(accounts), groups=frozenset(groups))
+
+
+policies = st.builds(
+    DiffPolicy,
+    match=st.sampled_from([("username", "email"), ("email", "username"), ("username",), ("email",)]),
+    deprovision=st.sampled_from(["deactivate", "delete", "none"]),
+    protected_users=st.sampled_from([(), ("admin",), ("A*",), ("bob", "z*")]),
+    create_groups=st.booleans(),
+    sync_fields=st.lists(st.sampled_from(SYNC_FIELDS), unique=True).map(tuple),
+    managed_groups=st.lists(st.sampled_from(["g-a", "G-B", "g-new", OWN]), unique=True).map(frozenset),
+)
+
+capabilities = st.builds(
+    Capabilities,
+    create_user=st.sampled_from([True, True, False]),
+    update_fields=st.lists(st.sampled_from(SYNC_FIELDS), unique=True).map(frozenset),
+    deactivate=st.sampled_from([True, True, False]),
+    delete=st.booleans(),
+    manage_groups=st.sampled_from([True, True, False]),
+    create_groups=st.booleans(),
+    owner_marker=st.sampled_from(["group", "external_id"]),
+)
+
+
+def plan(
+    desired: list[DesiredAccount], actual: TargetDirectory, policy: DiffPolicy, caps: Capabilities
+) -> TargetPlan:
+    return diff("jira", "jira", desired, actual, policy, caps)
+
+
+def find(directory: TargetDirectory, op: Operation) -> Account | None:
+    for a in directory.accounts:
+        if (a.id == op.account_id) if op.account_id else key(a.username) == key(op.account):
+            return a
+    return None
+
+
+def blocked_creates(p: TargetPlan) -> bool:
+    """Tell whether a create waits for a username this plan frees (phases run creates first)."""
+    return any(n.kind == "username_taken" for n in p.notices)
+
+
+@SETTINGS
+@given(desired_accounts(), targets(shared_emails=False), policies, capabilities)
+def test_plan_applied_then_planned_again_is_empty(
+    desired: list[DesiredAccount], actual: TargetDirectory, policy: DiffPolicy, caps: Capabilities
+) -> None:
+    first = plan(desired, actual, policy, caps)
+    after = apply_to_directory(actual, first.operations)
+    second = plan(desired, after, policy, caps)
+    if blocked_creates(first):
+        # The account holding the name may be renamed or deleted by this plan; the create
+        # comes on the next run, and then nothing is left.
+        second = plan(desired, apply_to_directory(after, second.operations), policy, caps)
+    assert second.operations == ()
+
+
+@SETTINGS
+@given(desired_accounts(), targets(shared_emails=True), policies, capabilities)
+def test_plans_converge_when_targets_share_emails(
+    desired: list[DesiredAccount], actual: TargetDirectory, policy: DiffPolicy, caps: Capabilities
+) -> None:
+    # A deletion or an email change can make an ambiguous email unique, so a user it
+    # hid is matched one run later; convergence must still come fast, without flapping.
+    created: set[str] = set()
+    deprovisioned: set[str] = set()
+    for _ in range(4):
+        p = plan(desired, actual, policy, caps)
+        if not p.operations:
+            break
+        created |= {key(op.account) for op in p.operations if op.kind is OpKind.CREATE_USER}
+        deprovisioned |= {
+            key(op.account) for op in p.operations if op.kind in (OpKind.DEACTIVATE_USER, OpKind.DELETE_USER)
+        }
+        actual = apply_to_directory(actual, p.operations)
+    assert plan(desired, actual, policy, caps).operations == ()
+    assert not created & deprovisioned
+
+
+@SETTINGS
+@given(desired_accounts(), targets(shared_emails=True), policies, capabilities)
+def test_plan_touches_only_what_it_owns(
+    desired: list[DesiredAccount], actual: TargetDirectory, policy: DiffPolicy, caps: Capabilities
+) -> None:
+    p = plan(desired, actual, policy, caps)
+    by_source = {d.source_id: d for d in desired}
+    for op in p.operations:
+        if op.kind is OpKind.CREATE_GROUP:
+            continue
+        assert not _protected(policy, op.account)
+        account = find(actual, op) if op.account_id else None
+        if account is None:
+            assert op.kind is OpKind.CREATE_USER or op.account_id is None
+            continue
+        if not _marked(policy, caps, account):
+            # Unowned accounts are touched only when a source user matches them.
+            source = by_source.get(op.source_id or "")
+            assert source is not None
+            assert _could_match(source, account)
+
+
+@SETTINGS
+@given(desired_accounts(), targets(shared_emails=True), policies, capabilities)
+def test_memberships_stay_in_managed_groups(
+    desired: list[DesiredAccount], actual: TargetDirectory, policy: DiffPolicy, caps: Capabilities
+) -> None:
+    managed = {key(g) for g in policy.managed_groups} | {key(policy.owner_group)}
+    for op in plan(desired, actual, policy, caps).operations:
+        if op.kind in (OpKind.ADD_MEMBER, OpKind.REMOVE_MEMBER):
+            assert key(op.group) in managed
+            assert caps.manage_groups
+        if op.kind is OpKind.REMOVE_MEMBER:
+            assert key(op.group) != key(policy.owner_group)  # the marker stays
+
+
+@SETTINGS
+@given(desired_accounts(), targets(shared_emails=True), policies, capabilities)
+def test_plan_respects_collisions_capabilities_and_phases(
+    desired: list[DesiredAccount], actual: TargetDirectory, policy: DiffPolicy, caps: Capabilities
+) -> None:
+    p = plan(desired, actual, policy, caps)
+    colliding = {u for c in p.collisions for u in c.source_users}
+    sources = {d.source_id for d in desired if d.source_username in colliding}
+    assert not any(op.source_id in sources for op in p.operations)
+    kinds = [next(i for i, phase in enumerate(PHASES) if op.kind in phase) for op in p.operations]
+    assert kinds == sorted(kinds)
+    allowed = _allowed_kinds(caps)
+    assert {op.kind for op in p.operations} <= allowed
+    for op in p.operations:
+        assert {c.field for c in op.changes} <= (
+            caps.update_fields if op.kind is OpKind.UPDATE_USER else set(SYNC_FIELDS)
+        )
+
+
+@SETTINGS
+@given(desired_accounts(), targets(shared_emails=True), policies, capabilities)
+def test_every_operation_checks_apply_before_and_done_after(
+    desired: list[DesiredAccount], actual: TargetDirectory, policy: DiffPolicy, caps: Capabilities
+) -> None:
+    p = plan(desired, actual, policy, caps)
+    after = apply_to_directory(actual, p.operations)
+    for op in p.operations:
+        if op.kind is OpKind.CREATE_GROUP:
+            exists = any(key(g) == key(op.group) for g in actual.groups)
+            assert check(op, None, group_exists=exists) == "apply"
+            continue
+        if op.account_id is not None or op.kind is OpKind.CREATE_USER:
+            assert check(op, find(actual, op)) == "apply", op
+        assert check(op, find(after, op)) == "done", op
+
+
+def _protected(policy: DiffPolicy, username: str) -> bool:
+    return any(fnmatch.fnmatchcase(key(username), key(g)) for g in policy.protected_users)
+
+
+def _marked(policy: DiffPolicy, caps: Capabilities, account: Account) -> bool:
+    if caps.owner_marker == "external_id":
+        return bool(account.external_id)
+    return account.in_group(policy.owner_group)
+
+
+def _could_match(source: DesiredAccount, account: Account) -> bool:
+    return (
+        account.external_id == source.source_id
+        or key(account.username) == key(source.username)
+        or (account.email is not None and key(account.email) == key(source.email))
+    )
+
+
+def _allowed_kinds(caps: Capabilities) -> set[OpKind]:
+    wanted: dict[OpKind, Any] = {
+        OpKind.CREATE_USER: caps.create_user,
+        OpKind.CREATE_GROUP: caps.create_groups,
+        OpKind.REACTIVATE_USER: caps.deactivate,
+        OpKind.DEACTIVATE_USER: caps.deactivate,
+        OpKind.DELETE_USER: caps.delete,
+        OpKind.ADD_MEMBER: caps.manage_groups,
+        OpKind.REMOVE_MEMBER: caps.manage_groups,
+        OpKind.UPDATE_USER: caps.update_fields,
+    }
+    return {kind for kind, ok in wanted.items() if ok}

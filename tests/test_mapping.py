@@ -1,0 +1,339 @@
+"""Templates, filters, group rules, per-target overrides and scoping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+
+from scimsync.config import Config, parse_config
+from scimsync.errors import ConfigError
+from scimsync.mapping import (
+    MappingError,
+    TargetMapper,
+    compile_template,
+    in_scope,
+    make_environment,
+    template_problem,
+)
+from scimsync.models import Group, GroupGrant, SourceDirectory, User, key
+
+AMARA = User(
+    id="u123",
+    username="amara.k",
+    email="Amara.Kone@Acme.com",
+    first_name="Amara",
+    last_name="Koné",
+    display_name="Amara Koné",
+    groups=("atlassian-jira-users", "Engineering", "everyone"),
+    attributes={"department": "R&D", "cost_center": 42},
+)
+
+
+def config(target: dict[str, Any] | None = None, **top: Any) -> Config:
+    """Return a config with one target ``jira`` made of ``target`` keys."""
+    data = {
+        "version": 1,
+        "source": {"type": "file", "path": "users.csv"},
+        "targets": {"jira": {"type": "jira", "url": "https://j", "token": "t", **(target or {})}},
+        **top,
+    }
+    return parse_config(data, base_dir=Path("/srv"), env={})
+
+
+def render(source: str, **context: Any) -> str:
+    return make_environment().from_string(source).render(context)
+
+
+def by_name(*groups: Group) -> dict[str, Group]:
+    return {key(g.name): g for g in groups}
+
+
+# --- environment and filters ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{{ 'a.b@x.com' | localpart }}", "a.b"),
+        ("{{ 'a.b@x.com' | domain }}", "x.com"),
+        ("{{ 'weird@name@x.com' | localpart }}", "weird@name"),
+        ("{{ 'no-at-sign' | localpart }}", "no-at-sign"),
+        ("{{ 'no-at-sign' | domain }}", ""),
+        ("{{ 'Amélie Ångström' | slug }}", "amelie-angstrom"),
+        ("{{ '  R&D / Paris  ' | slug }}", "r-d-paris"),
+        ("{{ '--Já__Nö--' | slug }}", "ja-no"),
+        ("{{ 'Ωμέγα' | slug }}", ""),
+        ("{{ 'A.B@X.COM' | localpart | lower }}", "a.b"),
+        ("{{ x }}", "<b>"),  # autoescape off: names go to APIs, not HTML
+        ("[{{ none }}]", "[]"),  # a null profile field renders empty, not "None"
+    ],
+)
+def test_filters(source: str, expected: str) -> None:
+    assert render(source, x="<b>", none=None) == expected
+
+
+def test_undefined_names_are_errors() -> None:
+    with pytest.raises(jinja2.UndefinedError):
+        render("{{ missing }}")
+    with pytest.raises(jinja2.UndefinedError):
+        render("{{ user.nope }}", user={})
+
+
+def test_the_sandbox_blocks_internals() -> None:
+    with pytest.raises(jinja2.exceptions.SecurityError):
+        render("{{ user.__class__.__mro__ }}", user={})
+
+
+def test_compile_template_names_where() -> None:
+    with pytest.raises(ConfigError) as caught:
+        compile_template("{{ x }", where="mapping.username")
+    assert caught.value.problems == ["mapping.username: template error: unexpected '}' (line 1)"]
+    assert compile_template("{{ x }}", where="w").render(x=1) == "1"
+
+
+@pytest.mark.parametrize(
+    ("source", "names", "problem"),
+    [
+        ("{{ user.email }}", frozenset({"user"}), None),
+        ("{{ group.name }}-{{ user.id }}", frozenset({"user", "group"}), None),
+        ("{{ group.name }}", frozenset({"user"}), "template error: unknown name 'group' (available: user)"),
+        (
+            "line1\n{{ x | nofilter }}",
+            frozenset({"x"}),
+            "template error: no filter named 'nofilter' (line 2)",
+        ),
+        (
+            "{% for %}",
+            frozenset({"user"}),
+            "template error: expected an expression, got 'end of statement block' (line 1)",
+        ),
+    ],
+)
+def test_template_problem(source: str, names: frozenset[str], problem: str | None) -> None:
+    assert template_problem(source, names=names) == problem
+
+
+# --- desired accounts -------------------------------------------------------------
+
+
+def test_default_mapping_copies_the_source_user() -> None:
+    account = TargetMapper("jira", config()).desired(AMARA, {})
+    assert (account.source_id, account.source_username) == ("u123", "amara.k")
+    assert (account.username, account.email, account.display_name) == (
+        "amara.k",
+        "Amara.Kone@Acme.com",
+        "Amara Koné",
+    )
+    assert account.active is True
+    assert account.grants == ()
+
+
+def test_spec_mapping_and_stripping() -> None:
+    mapping = {
+        "username": "  {{ user.email | localpart | lower }}\n",
+        "email": "{{ user.email | lower }}",
+        "display_name": "{{ user.first_name }} {{ user.last_name }} ({{ user.attributes.department }})",
+    }
+    account = TargetMapper("jira", config(mapping=mapping)).desired(AMARA, {})
+    assert (account.username, account.email) == ("amara.kone", "amara.kone@acme.com")
+    assert account.display_name == "Amara Koné (R&D)"
+
+
+def test_every_context_field_is_available() -> None:
+    template = (
+        "{{ user.id }}|{{ user.username }}|{{ user.email }}|{{ user.first_name }}|"
+        "{{ user.last_name }}|{{ user.display_name }}|{{ user.active }}|{{ user.groups | join(',') }}|"
+        "{{ user.attributes.cost_center }}"
+    )
+    account = TargetMapper("jira", config(mapping={"display_name": template})).desired(AMARA, {})
+    assert account.display_name == (
+        "u123|amara.k|Amara.Kone@Acme.com|Amara|Koné|Amara Koné|True|"
+        "atlassian-jira-users,Engineering,everyone|42"
+    )
+
+
+def test_inactive_users_map_as_inactive() -> None:
+    gone = User(id="u9", username="gone", email="gone@acme.com", active=False)
+    assert TargetMapper("jira", config()).desired(gone, {}).active is False
+
+
+def test_undefined_attribute_is_a_mapping_error() -> None:
+    mapper = TargetMapper("jira", config(mapping={"email": "{{ user.attributes.departmnt }}@acme.com"}))
+    with pytest.raises(MappingError) as caught:
+        mapper.desired(AMARA, {})
+    assert str(caught.value) == (
+        "target jira: mapping.email for source user 'u123' (amara.k): "
+        "'dict object' has no attribute 'departmnt'"
+    )
+    assert caught.value.target == "jira" and caught.value.user == AMARA
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        (
+            {"username": "{{ user.attributes.blank }}"},
+            "mapping.username for source user 'u1' (x): rendered an empty username",
+        ),
+        ({"email": "   "}, "mapping.email for source user 'u1' (x): rendered an empty email"),
+        (
+            {"display_name": "{{ 1 // 0 }}"},
+            "mapping.display_name for source user 'u1' (x): integer division or modulo by zero",
+        ),
+    ],
+)
+def test_bad_renders_are_mapping_errors(mapping: dict[str, str], message: str) -> None:
+    user = User(id="u1", username="x", email="x@acme.com", attributes={"blank": ""})
+    with pytest.raises(MappingError) as caught:
+        TargetMapper("jira", config(mapping=mapping)).desired(user, {})
+    assert str(caught.value) == f"target jira: {message}"
+
+
+def test_empty_display_name_falls_back_to_the_username() -> None:
+    user = User(id="u1", username="x", email="x@acme.com")
+    assert TargetMapper("jira", config()).desired(user, {}).display_name == "x"
+
+
+def test_per_target_override_merges_over_the_top_level_mapping() -> None:
+    wiki = {
+        "type": "confluence",
+        "url": "https://w",
+        "token": "t",
+        "mapping": {"display_name": "{{ user.first_name }}"},
+    }
+    data = config(
+        mapping={"username": "{{ user.email | localpart }}", "display_name": "{{ user.last_name }}"},
+        targets={"jira": {"type": "jira", "url": "https://j", "token": "t"}, "wiki": wiki},
+    )
+    jira = TargetMapper("jira", data).desired(AMARA, {})
+    confluence = TargetMapper("wiki", data).desired(AMARA, {})
+    assert (jira.username, jira.display_name) == ("Amara.Kone", "Koné")
+    assert (confluence.username, confluence.display_name) == ("Amara.Kone", "Amara")
+
+
+def test_override_errors_name_the_target_key() -> None:
+    mapper = TargetMapper("jira", config({"mapping": {"email": "{{ user.attributes.x }}"}}))
+    with pytest.raises(MappingError, match=r"^target jira: targets\.jira\.mapping\.email for "):
+        mapper.desired(AMARA, {})
+
+
+# --- group rules ------------------------------------------------------------------
+
+RULES = [
+    {"from": "atlassian-jira-*", "to": "{{ group.name | replace('atlassian-', '') }}"},
+    {"from": "engineering", "to": ["jira-developers", "dev-{{ user.attributes.department | slug }}"]},
+    {"from": "ENGINEER*", "to": "jira-administrators", "privileged": True},
+    {"from": "nobody-*", "to": "never"},
+]
+
+
+def test_rules_grant_groups_with_reasons() -> None:
+    target = {"default_groups": ["jira-software-users"], "groups": RULES}
+    account = TargetMapper("jira", config(target)).desired(AMARA, {})
+    assert account.grants == (
+        GroupGrant("jira-software-users", "default_groups", False),
+        GroupGrant("jira-users", "rule 1 (from: atlassian-jira-*)", False),
+        GroupGrant("jira-developers", "rule 2 (from: engineering)", False),
+        GroupGrant("dev-r-d", "rule 2 (from: engineering)", False),
+        GroupGrant("jira-administrators", "rule 3 (from: ENGINEER*)", True),
+    )
+    assert "scimsync-managed" not in account.groups  # the engine adds the owner group
+
+
+def test_grants_dedupe_case_insensitively_and_any_privileged_rule_wins() -> None:
+    target = {
+        "default_groups": ["Jira-Users"],
+        "groups": [
+            {"from": "atlassian-jira-*", "to": "jira-users"},
+            {"from": "everyone", "to": ["JIRA-USERS", "admins"]},
+            {"from": "engineering", "to": "ADMINS", "privileged": True},
+        ],
+    }
+    account = TargetMapper("jira", config(target)).desired(AMARA, {})
+    assert account.grants == (
+        GroupGrant(
+            "Jira-Users", "default_groups; rule 1 (from: atlassian-jira-*); rule 2 (from: everyone)", False
+        ),
+        GroupGrant("admins", "rule 2 (from: everyone); rule 3 (from: engineering)", True),
+    )
+
+
+def test_rule_templates_see_group_id_and_name() -> None:
+    rules = [{"from": "eng*", "to": "{{ group.name | lower }}-{{ group.id }}-{{ user.username }}"}]
+    mapper = TargetMapper("jira", config({"groups": rules}))
+    account = mapper.desired(AMARA, by_name(Group(id="00g1", name="Engineering")))
+    assert account.groups == frozenset({"engineering-00g1-amara.k"})
+    # A group the directory did not list (a file source) uses its name as id.
+    assert mapper.desired(AMARA, {}).groups == frozenset({"engineering-Engineering-amara.k"})
+
+
+def test_rule_render_failures_name_the_rule() -> None:
+    rules = [{"from": "x", "to": "y"}, {"from": "eng*", "to": ["a", "{{ group.nam }}"]}]
+    mapper = TargetMapper("jira", config({"groups": rules}))
+    with pytest.raises(MappingError) as caught:
+        mapper.desired(AMARA, {})
+    assert str(caught.value).startswith(
+        "target jira: targets.jira.groups[1].to[1] for source user 'u123' (amara.k): "
+    )
+
+
+def test_rule_rendering_an_empty_name_is_an_error() -> None:
+    rules = [{"from": "everyone", "to": "{{ user.attributes.none | default('') }}"}]
+    mapper = TargetMapper("jira", config({"groups": rules}))
+    with pytest.raises(MappingError, match="rendered an empty group name"):
+        mapper.desired(AMARA, {})
+
+
+def test_managed_groups() -> None:
+    target = {"default_groups": ["jira-software-users"], "groups": RULES}
+    mapper = TargetMapper("jira", config(target, policy={"owner_group": "sync-owned"}))
+    source_groups = ["atlassian-jira-users", "ATLASSIAN-JIRA-admins", "Engineering", "sales"]
+    assert mapper.managed_groups(source_groups) == frozenset(
+        {
+            "jira-software-users",
+            "sync-owned",
+            "jira-users",
+            "ATLASSIAN-JIRA-admins",  # replace() is case-sensitive: the rule's own business
+            "jira-developers",
+            "jira-administrators",
+        }
+    )
+
+
+def test_managed_groups_without_rules_is_defaults_and_owner() -> None:
+    mapper = TargetMapper("jira", config({"default_groups": ["a", "A"]}))
+    assert mapper.managed_groups(["x"]) == frozenset({"a", "scimsync-managed"})
+
+
+# --- scoping ----------------------------------------------------------------------
+
+DIRECTORY = SourceDirectory(
+    users=(
+        User(id="1", username="ann", email="ann@acme.com", groups=("Atlassian-Jira-Users",)),
+        User(id="2", username="svc-build", email="build@acme.com", groups=("atlassian-bots",)),
+        User(id="3", username="bob", email="bob@contractor.io", groups=("atlassian-jira-users",)),
+        User(id="4", username="cid", email="cid@acme.com", groups=("sales",)),
+        User(id="5", username="dee", email="dee@acme.com", active=False, groups=("atlassian-x",)),
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("include", "exclude", "expected"),
+    [
+        ([], [], ["1", "2", "3", "4", "5"]),
+        (["atlassian-*"], [], ["1", "2", "3", "5"]),
+        (["ATLASSIAN-JIRA-*"], [], ["1", "3"]),
+        (["sales", "atlassian-bots"], [], ["2", "4"]),
+        ([], ["svc-*"], ["1", "3", "4", "5"]),
+        ([], ["*@CONTRACTOR.IO"], ["1", "2", "4", "5"]),
+        (["atlassian-*"], ["svc-*", "*@contractor.io"], ["1", "5"]),
+        (["nothing"], [], []),
+    ],
+)
+def test_in_scope(include: list[str], exclude: list[str], expected: list[str]) -> None:
+    users = in_scope(DIRECTORY, include_groups=include, exclude_users=exclude)
+    assert [u.id for u in users] == expected
