@@ -13,10 +13,11 @@ TOKEN = "e2e-token-9b1f"
 SUMMARY_EMPTY = "Plan: 0 to create, 0 to update, 0 to deactivate, 0 membership changes."
 
 
-@pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+@pytest.fixture(params=["9.12.0", "10.3.1"])
+def world(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """A Jira before /user/list (9.12: capped search) and one with it (10.3)."""
     monkeypatch.setenv("E2E_JIRA_TOKEN", TOKEN)
-    yield from make_world(tmp_path, TOKEN, version="10.3.1")
+    yield from make_world(tmp_path, TOKEN, version=request.param)
 
 
 def provisioned(world: World) -> World:
@@ -244,3 +245,57 @@ def test_new_person_joins(world: World) -> None:
     assert world.run("apply", "-y").exit_code == 0
     assert "farah" in world.sim.members("jira-team-beta")
     assert_converged(world)
+
+
+def test_error_budget_stops_writing_to_the_target(world: World) -> None:
+    world.write([person(f"user{i:02}", "User", f"N{i}") for i in range(20)])
+    world.sim.faults.inject(500, count=100, method="POST", path="/rest/api/2/group/user")
+    result = world.run("apply", "-y")
+    assert result.exit_code == 1
+    assert "over policy.max_write_failures (20%)" in result.stderr
+    attempted = world.sim.log.count(method="POST", path="/rest/api/2/group/user")
+    assert 3 <= attempted < 40, "writing stopped soon after the budget was spent"
+    world.sim.faults.clear()
+    assert world.run("apply", "-y").exit_code == 0
+    assert_converged(world)
+
+
+def test_sigterm_finishes_in_flight_writes_then_exits_143(world: World) -> None:
+    import os
+    import signal
+    import threading
+    import time
+
+    world.write([person(f"user{i:02}", "User", f"N{i}") for i in range(30)])
+    world.sim.faults.latency = 0.01
+
+    def terminate_after_some_writes() -> None:
+        deadline = time.monotonic() + 20
+        while len(world.sim.log.writes()) < 5 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate_after_some_writes)
+    killer.start()
+    result = world.run("apply", "-y")
+    killer.join()
+    assert result.exit_code == 143, result.output
+    assert "interrupted" in result.stderr
+    writes = len(world.sim.log.writes())
+    audit = (world.folder / "audit.jsonl").read_text().splitlines()
+    assert writes < 40, "no new operation started after the signal (a full run sends 91 writes)"
+    assert sum('"result": "done"' in line for line in audit) == writes, "every finished write is logged"
+    world.sim.faults.latency = 0
+    assert world.run("apply", "-y").exit_code == 0
+    assert_converged(world)
+
+
+def test_demo_runs_offline_and_converges() -> None:
+    from click.testing import CliRunner
+
+    from scimsync.cli import cli
+
+    result = CliRunner().invoke(cli, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "0 write requests sent by the second plan." in result.stdout
+    assert "No changes: every target matches the source." in result.stdout
