@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -106,8 +106,12 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], options: ApplyOptions)
     """Apply every target's operations; targets run side by side."""
     runnable = [tp for tp in plan.targets if tp.error is None and tp.operations and tp.target in targets]
     with ThreadPoolExecutor(max_workers=max(1, len(runnable))) as pool:
-        results = list(pool.map(lambda tp: _TargetRun(tp, targets[tp.target], options).run(), runnable))
-    return ApplyResult(tuple(results))
+        futures = [pool.submit(_TargetRun(tp, targets[tp.target], options).run) for tp in runnable]
+        # Wake up now and then: Python runs signal handlers only in the main thread, and only
+        # when it runs, so a SIGTERM must not wait for the last write of a long apply.
+        while wait(futures, timeout=0.1).not_done:
+            pass
+        return ApplyResult(tuple(f.result() for f in futures))
 
 
 class _TargetRun:
