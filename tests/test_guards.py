@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
 
@@ -26,13 +27,13 @@ def guards(
     *plans: TargetPlan,
     active: int = 50,
     desired: Mapping[str, Sequence[DesiredAccount]] | None = None,
-    **limits: object,
+    **limits: Any,
 ) -> list[tuple[str, str, int, int]]:
     found = check_guards(
         plans,
         desired or {},
         active_source_users=active,
-        limits=GuardLimits(**limits),  # type: ignore[arg-type]
+        limits=GuardLimits(**limits),
     )
     return [(v.guard, v.target, v.count, v.limit) for v in found]
 
@@ -70,7 +71,7 @@ MAX_DEACTIVATIONS = [
 
 @pytest.mark.parametrize(("count", "owned", "limits", "expected"), MAX_DEACTIVATIONS)
 def test_max_deactivations(
-    count: int, owned: int, limits: dict[str, object], expected: list[tuple[str, str, int, int]]
+    count: int, owned: int, limits: dict[str, Any], expected: list[tuple[str, str, int, int]]
 ) -> None:
     assert guards(deactivations(count, owned=owned), **limits) == expected
 
@@ -123,7 +124,7 @@ EMPTY_SOURCE = [
 
 @pytest.mark.parametrize(("active", "owned", "limits", "expected"), EMPTY_SOURCE)
 def test_empty_source(
-    active: int, owned: int, limits: dict[str, object], expected: list[tuple[str, str, int, int]]
+    active: int, owned: int, limits: dict[str, Any], expected: list[tuple[str, str, int, int]]
 ) -> None:
     assert guards(deactivations(0, owned=owned), active=active, **limits) == expected
 

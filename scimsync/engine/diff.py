@@ -64,6 +64,20 @@ class _Out:
 
 
 @dataclass(frozen=True)
+class _Who:
+    """The account an operation names: username, target id once it exists, source user."""
+
+    username: str
+    account_id: str | None = None
+    source_id: str | None = None
+
+    @classmethod
+    def of(cls, account: Account, source_id: str | None) -> _Who:
+        """Name an existing account."""
+        return cls(account.username, account.id, source_id)
+
+
+@dataclass(frozen=True)
 class _Context:
     """What every rule needs to know about the target; built once per diff."""
 
@@ -73,9 +87,8 @@ class _Context:
     accounts: tuple[Account, ...]
     managed: Mapping[str, str]  # group key -> the group's name as this target spells it
     existing_groups: frozenset[str]  # keys of the groups that exist on the target
-    index: Mapping[
-        str, Mapping[str, tuple[int, ...]]
-    ]  # "username"/"email"/"external_id" -> value -> accounts
+    # "username", "email", "external_id" -> value -> positions of the accounts that have it
+    index: Mapping[str, Mapping[str, tuple[int, ...]]]
 
     @property
     def owner_key(self) -> str:
@@ -104,6 +117,29 @@ class _Context:
         """Return the notice for a change this target cannot make (SPEC §6 capabilities)."""
         why = f" ({self.caps.reason})" if self.caps.reason else ""
         return self.notice(account, "cannot_update", f"cannot {action} on this target{why}{tail}")
+
+    def op(
+        self,
+        kind: OpKind,
+        who: _Who,
+        reason: str,
+        expected: Mapping[str, Any],
+        *,
+        group: str | None = None,
+        changes: Sequence[FieldChange] = (),
+    ) -> Operation:
+        """Return an operation on this target."""
+        return Operation(
+            kind,
+            self.target,
+            who.username,
+            reason,
+            account_id=who.account_id,
+            group=group,
+            changes=tuple(changes),
+            expected=dict(expected),
+            source_id=who.source_id,
+        )
 
 
 def diff(
@@ -239,11 +275,12 @@ def _plan_active(ctx: _Context, d: DesiredAccount, account: Account, how: str) -
     if not account.active:
         if ctx.caps.deactivate:
             reason = f"active in source (matched by {how})"
-            out.ops.append(_op(ctx, OpKind.REACTIVATE_USER, account, reason, d.source_id, {"active": False}))
+            out.ops.append(
+                ctx.op(OpKind.REACTIVATE_USER, _Who.of(account, d.source_id), reason, {"active": False})
+            )
         else:
             out.notices.append(ctx.cannot(account.username, "reactivate accounts"))
-    wanted = _wanted(ctx, d)
-    out.extend(_memberships(ctx, account.username, account.id, d.source_id, account.groups, wanted, ""))
+    out.extend(_memberships(ctx, _Who.of(account, d.source_id), account.groups, _wanted(ctx, d), ""))
     return out
 
 
@@ -265,29 +302,31 @@ def _update(ctx: _Context, d: DesiredAccount, account: Account, how: str) -> _Ou
     if changes:
         reason = f"changed in source (matched by {how})"
         expected = {c.field: c.old for c in changes}
-        out.ops.append(_op(ctx, OpKind.UPDATE_USER, account, reason, d.source_id, expected, changes=changes))
+        who = _Who.of(account, d.source_id)
+        out.ops.append(ctx.op(OpKind.UPDATE_USER, who, reason, expected, changes=changes))
     return out
 
 
 def _deprovision(ctx: _Context, account: Account, reason: str, source_id: str | None) -> _Out:
     """Deprovision an owned account per ``policy.deprovision``; the owner marker stays (SPEC §6)."""
     mode = ctx.policy.deprovision
+    who = _Who.of(account, source_id)
     out = _Out()
     if mode == "none":
         return out
     if mode == "delete":
         if ctx.caps.delete:
-            out.ops.append(_op(ctx, OpKind.DELETE_USER, account, reason, source_id, {"exists": True}))
+            out.ops.append(ctx.op(OpKind.DELETE_USER, who, reason, {"exists": True}))
             return out
         # Leaving a leaver's access in place is worse than deactivating instead.
         if account.active:
             out.notices.append(ctx.cannot(account.username, "delete accounts", "; deactivating instead"))
     if account.active:
         if ctx.caps.deactivate:
-            out.ops.append(_op(ctx, OpKind.DEACTIVATE_USER, account, reason, source_id, {"active": True}))
+            out.ops.append(ctx.op(OpKind.DEACTIVATE_USER, who, reason, {"active": True}))
         else:
             out.notices.append(ctx.cannot(account.username, "deactivate accounts"))
-    out.extend(_memberships(ctx, account.username, account.id, source_id, account.groups, {}, reason))
+    out.extend(_memberships(ctx, who, account.groups, {}, reason))
     return out
 
 
@@ -304,9 +343,7 @@ def _wanted(ctx: _Context, d: DesiredAccount) -> dict[str, tuple[str, str]]:
 
 def _memberships(
     ctx: _Context,
-    username: str,
-    account_id: str | None,
-    source_id: str | None,
+    who: _Who,
     current: Iterable[str],
     wanted: Mapping[str, tuple[str, str]],
     removal_reason: str,
@@ -319,11 +356,11 @@ def _memberships(
         return _Out()
     if not ctx.caps.manage_groups:
         what = ", ".join([*(f"add to {g}" for g, _ in adds), *(f"remove from {g}" for g in removes)])
-        return _Out(notices=[ctx.cannot(username, "change group memberships", f": would {what}")])
+        return _Out(notices=[ctx.cannot(who.username, "change group memberships", f": would {what}")])
     reason = removal_reason or "not given by any rule"
     ops = [
-        *(_member_op(ctx, OpKind.ADD_MEMBER, username, account_id, source_id, g, why) for g, why in adds),
-        *(_member_op(ctx, OpKind.REMOVE_MEMBER, username, account_id, source_id, g, reason) for g in removes),
+        *(ctx.op(OpKind.ADD_MEMBER, who, why, {"member": False}, group=g) for g, why in adds),
+        *(ctx.op(OpKind.REMOVE_MEMBER, who, reason, {"member": True}, group=g) for g in removes),
     ]
     return _Out(ops=ops)
 
@@ -341,17 +378,9 @@ def _plan_create(ctx: _Context, d: DesiredAccount) -> _Out:
         FieldChange("email", None, d.email),
         FieldChange("display_name", None, d.display_name),
     )
-    create = Operation(
-        OpKind.CREATE_USER,
-        ctx.target,
-        d.username,
-        "new in source",
-        changes=changes,
-        expected={"exists": False},
-        source_id=d.source_id,
-    )
-    out = _Out(ops=[create])
-    out.extend(_memberships(ctx, d.username, None, d.source_id, (), _wanted(ctx, d), ""))
+    who = _Who(d.username, None, d.source_id)
+    out = _Out(ops=[ctx.op(OpKind.CREATE_USER, who, "new in source", {"exists": False}, changes=changes)])
+    out.extend(_memberships(ctx, who, (), _wanted(ctx, d), ""))
     return out
 
 
@@ -360,7 +389,7 @@ def _create_blocker(ctx: _Context, d: DesiredAccount) -> Notice | None:
     if ctx.protected(d.username):
         return ctx.notice(d.username, "protected", "protected user: never created")
     if ctx.holders("username", d.username):
-        # Only reachable when `match` leaves out username: the create would fail.
+        # In practice only when `match` leaves out username; the create would fail.
         message = f"username taken by an account that source user '{d.source_username}' does not match"
         return ctx.notice(d.username, "username_taken", f"{message}; not created")
     # scimsync sets externalId on create (SPEC §5); it finds the account only if unique.
@@ -404,21 +433,18 @@ def _describe(op: Operation) -> str:
 
 def _settle_groups(ctx: _Context, ops: list[Operation]) -> tuple[list[Operation], list[Notice]]:
     """Create the missing groups memberships need, or drop those memberships with a notice."""
-    missing: dict[str, Operation] = {}
+    missing: dict[str, Operation] = {}  # group key -> the first membership that needs it
     for op in ops:
-        if op.kind is OpKind.ADD_MEMBER and op.group and key(op.group) not in ctx.existing_groups:
+        if op.kind is OpKind.ADD_MEMBER and key(op.group) not in ctx.existing_groups:
             missing.setdefault(key(op.group), op)
-    if not missing:
-        return ops, []
     if ctx.policy.create_groups and ctx.caps.create_groups:
         creates = [
-            Operation(
+            ctx.op(
                 OpKind.CREATE_GROUP,
-                ctx.target,
-                str(op.group),
+                _Who(str(op.group)),
                 f"missing on target, needed by {op.reason}",
+                {"exists": False},
                 group=op.group,
-                expected={"exists": False},
             )
             for op in missing.values()
         ]
@@ -435,46 +461,3 @@ def _settle_groups(ctx: _Context, ops: list[Operation]) -> tuple[list[Operation]
         for op in missing.values()
     ]
     return kept, notices
-
-
-def _op(
-    ctx: _Context,
-    kind: OpKind,
-    account: Account,
-    reason: str,
-    source_id: str | None,
-    expected: Mapping[str, Any],
-    *,
-    changes: Sequence[FieldChange] = (),
-) -> Operation:
-    return Operation(
-        kind,
-        ctx.target,
-        account.username,
-        reason,
-        account_id=account.id,
-        changes=tuple(changes),
-        expected=dict(expected),
-        source_id=source_id,
-    )
-
-
-def _member_op(
-    ctx: _Context,
-    kind: OpKind,
-    username: str,
-    account_id: str | None,
-    source_id: str | None,
-    group: str,
-    reason: str,
-) -> Operation:
-    return Operation(
-        kind,
-        ctx.target,
-        username,
-        reason,
-        account_id=account_id,
-        group=group,
-        expected={"member": kind is OpKind.REMOVE_MEMBER},
-        source_id=source_id,
-    )

@@ -1,0 +1,118 @@
+"""The field types and base model every config model is built from.
+
+Each type validates one value and says what is wrong in words; no message ever
+quotes an input value, so a secret cannot leak through one.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+)
+
+from scimsync.mapping import RULE_NAMES, USER_NAMES, template_problem
+from scimsync.secrets import Secret
+
+SECRET_MARKER = "<secret>"
+
+
+class SubkeyError(ValueError):
+    """A validation problem about one sub-key of the model being validated."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class ConfigModel(BaseModel):
+    """Base of every config model: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _to_secret(value: Any) -> Secret:
+    # Never quote `value` in a message: it is a credential.
+    if isinstance(value, Secret):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("must be a string")
+    if not str(value):
+        raise ValueError("must not be empty")
+    return Secret(str(value))
+
+
+SecretStr = Annotated[
+    Secret, PlainValidator(_to_secret), PlainSerializer(lambda _: SECRET_MARKER, return_type=str)
+]
+
+
+def _check_url(value: str, schemes: tuple[str, ...] = ("http://", "https://")) -> str:
+    if not value.lower().startswith(schemes) or len(value) <= len("https://"):
+        raise ValueError(f"must be a URL starting with {' or '.join(schemes)}")
+    # Connectors append API paths themselves (SPEC §3), so a trailing slash would double up.
+    return value.rstrip("/")
+
+
+Url = Annotated[str, AfterValidator(_check_url)]
+LdapUrl = Annotated[str, AfterValidator(lambda v: _check_url(v, ("ldap://", "ldaps://")))]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    path = value.expanduser()
+    return path if path.is_absolute() or base is None else Path(base) / path
+
+
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+
+
+def _template_checker(names: frozenset[str]) -> AfterValidator:
+    def check(value: str) -> str:
+        problem = template_problem(value, names=names)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+UserTemplate = Annotated[str, _template_checker(USER_NAMES)]
+RuleTemplate = Annotated[str, _template_checker(RULE_NAMES)]
+_LIMIT = re.compile(r"(\d+(?:\.\d+)?)%")
+
+
+def _parse_limit(value: Any) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)  # `${MAX:-10}` substitutes a string
+    if isinstance(value, str) and (m := _LIMIT.fullmatch(value.strip())) and Fraction(m[1]) <= 100:
+        return value.strip()
+    raise ValueError("must be a number >= 0 or a percentage such as '5%'")
+
+
+Limit = Annotated[int | str, PlainValidator(_parse_limit)]
+
+
+def _no_duplicates(values: list[str]) -> list[str]:
+    seen = [v.casefold() for v in values]
+    dupes = sorted({v for v in values if seen.count(v.casefold()) > 1})
+    if dupes:
+        raise ValueError(f"'{dupes[0]}' is listed more than once")
+    return values
+
+
+SyncFields = Annotated[list[Literal["email", "display_name", "username"]], AfterValidator(_no_duplicates)]
+MatchKeys = Annotated[list[Literal["username", "email"]], Field(min_length=1), AfterValidator(_no_duplicates)]
