@@ -10,7 +10,14 @@ from responses import matchers
 
 from scimsync.errors import ResponseError
 from scimsync.http import HttpClient
-from scimsync.pagination import cursor_pages, link_header_pages, next_link_pages, offset_pages
+from scimsync.pagination import (
+    OffsetList,
+    cursor_pages,
+    link_header_pages,
+    next_link_pages,
+    offset_pages,
+    read_offset_lists,
+)
 
 JIRA = "https://jira.example"
 OKTA = "https://acme.okta.example"
@@ -289,3 +296,62 @@ def test_next_link_body_without_items_is_a_response_error() -> None:
         list(next_link_pages(client_for(GRAPH, "entra"), "/v1.0/users", obj="users"))
 
     assert str(caught.value) == "entra: users: expected an object with a 'value' list in the response"
+
+
+# -- several offset lists at once ------------------------------------------------------------
+
+
+@responses.activate
+def test_offset_lists_ask_every_remaining_page_from_the_first_pages_total() -> None:
+    url = f"{JIRA}/rest/api/2/group/member"
+    # devs: 120 members in clamped 50-pages; ops: one page; gone: 404 (atlassian §1.8).
+    responses.get(
+        url,
+        json={"values": users(*(f"d{i}" for i in range(50))), "isLast": False, "total": 120},
+        match=query(groupname="devs", startAt=0, maxResults=50),
+    )
+    for start, end in ((50, 100), (100, 120)):
+        responses.get(
+            url,
+            json={"values": users(*(f"d{i}" for i in range(start, end))), "isLast": end == 120, "total": 120},
+            match=query(groupname="devs", startAt=start, maxResults=50),
+        )
+    responses.get(
+        url,
+        json={"values": users("o1"), "isLast": True, "total": 1},
+        match=query(groupname="ops", startAt=0, maxResults=50),
+    )
+    responses.get(
+        url,
+        status=404,
+        json={"errorMessages": ["no"], "errors": {}},
+        match=query(groupname="gone", startAt=0, maxResults=50),
+    )
+
+    lists = [OffsetList("/rest/api/2/group/member", {"groupname": g}) for g in ("devs", "ops", "gone")]
+    found = read_offset_lists(client_for(JIRA), lists, page_size=50, missing_ok=True)
+
+    assert found[0] is not None and [u["name"] for u in found[0]] == [f"d{i}" for i in range(120)]
+    assert found[1] == users("o1")
+    assert found[2] is None
+    assert len(responses.calls) == 5  # 3 first pages + 2 remaining pages, none asked twice
+
+
+@responses.activate
+def test_offset_lists_without_a_total_are_walked() -> None:
+    url = f"{JIRA}/items"
+    responses.get(url, json={"values": [1, 2], "isLast": False}, match=query(startAt=0, maxResults=2))
+    responses.get(url, json={"values": [3], "isLast": True}, match=query(startAt=2, maxResults=2))
+
+    found = read_offset_lists(client_for(JIRA), [OffsetList("/items", {})], page_size=2)
+
+    assert found == [[1, 2, 3]]
+
+
+@responses.activate
+def test_offset_lists_404_is_an_error_unless_missing_is_ok() -> None:
+    from scimsync.errors import NotFoundError
+
+    responses.get(f"{JIRA}/items", status=404, json={"errorMessages": ["gone"], "errors": {}})
+    with pytest.raises(NotFoundError):
+        read_offset_lists(client_for(JIRA), [OffsetList("/items", {})])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import threading
 from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
@@ -14,7 +13,7 @@ import requests
 from scimsync.errors import ConnectorError, NotFoundError, NotManageableError, ResponseError
 from scimsync.http import HttpClient
 from scimsync.models import Account, Capabilities, TargetDirectory, key
-from scimsync.pagination import cursor_pages, offset_pages
+from scimsync.pagination import OffsetList, cursor_pages, offset_pages, read_offset_lists
 from scimsync.secrets import redact
 from scimsync.targets.base import Progress, no_progress
 
@@ -161,26 +160,16 @@ class JiraTarget:
         _, numbers = self._server_info()
         if numbers < USER_LIST_SINCE or not self._list_users(users, progress):
             self._search_users(users, progress, window=1000 if numbers < (10,) else 100)
-        done = 0
-        lock = threading.Lock()
-
-        def members(group: str) -> list[Account] | None:
-            nonlocal done
-            found = self._members(group)
-            with lock:
-                done += 1
-                progress(f"{self.name}: groups", done, len(groups))
-            return found
-
         memberships: dict[str, set[str]] = {}
         existing: set[str] = set()
-        for group, found in zip(groups, self._client.map_parallel(members, groups), strict=True):
+        for group, found in zip(groups, self._members(groups), strict=True):
             if found is None:  # 404: the group does not exist
                 continue
             existing.add(group)
             for account in found:
                 users.setdefault(account.id, account)  # §1.7 item 3: members the user walk missed
                 memberships.setdefault(account.id, set()).add(group)
+        progress(f"{self.name}: groups", len(groups), len(groups))
         accounts = tuple(
             dataclasses.replace(a, groups=frozenset(memberships.get(a.id, ()))) for a in users.values()
         )
@@ -239,16 +228,18 @@ class JiraTarget:
         )
         return [self._account(bean, f"GET {path}") for page in pages for bean in page]
 
-    def _members(self, group: str) -> list[Account] | None:
-        """Return the members of ``group`` (nested ones included, §1.8), or None when it does not exist."""
-        path, params = f"{API}/group/member", {"groupname": group, "includeInactiveUsers": True}
-        try:
-            pages = offset_pages(
-                self._client, path, params=params, page_size=MEMBER_PAGE, obj=f"group {group}"
-            )
-            return [self._account(bean, f"GET {path}") for page in pages for bean in page]
-        except NotFoundError:
-            return None
+    def _members(self, groups: list[str]) -> list[list[Account] | None]:
+        """Return each group's members (nested ones included, §1.8); None for a group that does not exist."""
+        path = f"{API}/group/member"
+        # §1.8: 50 per page with a total, so every page of every group can be asked at once.
+        lists = [
+            OffsetList(path, {"groupname": g, "includeInactiveUsers": True}, obj=f"group {g}") for g in groups
+        ]
+        found = read_offset_lists(self._client, lists, page_size=MEMBER_PAGE, missing_ok=True)
+        return [
+            None if beans is None else [self._account(bean, f"GET {path}") for bean in beans]
+            for beans in found
+        ]
 
     def get_account(self, username: str) -> Account | None:
         """Read one user with all its groups, or None when it does not exist."""
