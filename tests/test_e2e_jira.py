@@ -299,3 +299,21 @@ def test_demo_runs_offline_and_converges() -> None:
     assert result.exit_code == 0, result.output
     assert "0 write requests sent by the second plan." in result.stdout
     assert "No changes: every target matches the source." in result.stdout
+
+
+def test_dropped_connections_lose_nothing_and_a_rerun_converges(world: World) -> None:
+    # A read whose connection drops is retried; a create whose connection drops AFTER Jira
+    # made the user is not sent twice (it fails), and the next run sees the user and adopts it.
+    world.sim.faults.drop(1, method="GET", path="/rest/api/2/serverInfo")
+    world.sim.faults.drop(1, method="POST", path="/rest/api/2/user", after_app=True)
+    result = world.run("apply", "-y")
+    assert result.exit_code == 1, result.output
+    assert "failed: jira create_user" in result.stderr
+    creates = world.sim.log.count(method="POST", path="/rest/api/2/user")
+    assert creates == 5, "a dropped create is never re-sent blindly"
+    again = world.run("apply", "-y")
+    assert again.exit_code == 0, again.output
+    assert world.sim.log.count(method="POST", path="/rest/api/2/user") == 5, (
+        "the orphan is adopted, not re-created"
+    )
+    assert_converged(world)
