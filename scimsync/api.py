@@ -153,11 +153,13 @@ def apply(
     if plan.guards:
         raise guard_error(plan)
     names = [tp.target for tp in plan.targets if tp.error is None and tp.operations]
+    if recorder is None and config.audit_log is not None:
+        audit = AuditLog(config.audit_log)
+        audit.open()
+        recorder = audit
     targets: dict[str, Target] = {
         n: build_target(n, config.targets[n], config.http_settings()) for n in names
     }
-    if recorder is None and config.audit_log is not None:
-        recorder = AuditLog(config.audit_log)
     options = ApplyOptions(
         concurrency=config.http.concurrency,
         recheck=recheck,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scimsync.engine.plan import Operation
+from scimsync.errors import ScimsyncError
 from scimsync.secrets import redact
 
 GENESIS = "0" * 64
@@ -51,6 +52,14 @@ class AuditLog:
         self._lock = threading.Lock()
         self._prev: str | None = None  # read from the file once, then kept
 
+    def open(self) -> None:
+        """Make sure the log can be written, before any write reaches a target."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise ScimsyncError(f"audit_log {self.path}: cannot write: {exc.strerror}") from None
+
     def record(self, op: Operation, result: str, message: str = "") -> None:
         """Append one line for an operation and its result (done, failed, stale, skipped)."""
         entry: dict[str, Any] = {
@@ -80,14 +89,16 @@ def verify(path: Path) -> tuple[int, str | None]:
     """Check the hash chain; return (lines checked, first problem or None)."""
     prev = GENESIS
     count = 0
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
                 continue
             try:
-                entry = json.loads(line)
-            except ValueError:
+                entry = json.loads(raw)
+            except ValueError:  # also bytes that are not UTF-8
                 return count, f"line {number}: not JSON"
+            if not isinstance(entry, dict):
+                return count, f"line {number}: not an audit record"
             if entry.get("prev") != prev:
                 return count, f"line {number}: chain broken (a line before it was changed or removed)"
             if entry.get("hash") != _digest(entry):

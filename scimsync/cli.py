@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +82,27 @@ def _setup_logging(verbose: int, quiet: bool, fmt: str) -> None:
 
 class ScimsyncGroup(click.Group):
     """A click group that turns exceptions into one clear line and a deliberate exit code."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the CLI; a usage error exits 1, not click's 2 (2 means "changes", SPEC §2)."""
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            exc.show()
+            code = EXIT_ERROR
+        except click.exceptions.Abort:
+            click.echo("error: interrupted", err=True)
+            code = 130
+        if not standalone_mode:
+            return code
+        sys.exit(code or 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; map errors to messages and exit codes."""
@@ -226,24 +247,34 @@ def plan(
         raise click.exceptions.Exit(EXIT_CHANGES)
 
 
+@dataclass
+class Signals:
+    """The stop flag that SIGINT/SIGTERM set, and which signal came first."""
+
+    stop: threading.Event
+    received: list[int]
+
+
 @contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """Turn SIGINT/SIGTERM into a stop flag: operations in flight finish, none start."""
-    stop = threading.Event()
-    received: list[int] = []
+def _stop_on_signals() -> Iterator[Signals]:
+    """Turn SIGINT/SIGTERM into a stop flag: operations in flight finish, none start.
+
+    On the way out (after the apply summary was shown) the run exits 130 or 143.
+    """
+    signals = Signals(threading.Event(), [])
 
     def handler(signum: int, frame: object) -> None:
-        received.append(signum)
-        stop.set()
+        signals.received.append(signum)
+        signals.stop.set()
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield stop
+        yield signals
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-    if received:
-        raise RunInterruptedError(received[0])
+    if signals.received:
+        raise RunInterruptedError(signals.received[0])
 
 
 @cli.command()
@@ -261,6 +292,10 @@ def apply(
 ) -> None:
     """Plan, confirm and apply; or apply exactly a saved PLANFILE (re-checked, no question)."""
     config = state.config()
+    if planfile is not None and allow_deactivations is not None:
+        raise ScimsyncError(
+            "--allow-deactivations acts when planning: run `scimsync plan --allow-deactivations N --out FILE`"
+        )
     with run_lock(config.lock_file):
         if planfile is not None:
             the_plan = _restrict(api.load_plan(planfile, config), api.select_targets(config, targets))
@@ -276,9 +311,12 @@ def apply(
         planning_failed = _report_target_errors(the_plan)
         if not the_plan.has_changes:
             raise click.exceptions.Exit(EXIT_ERROR if planning_failed else EXIT_OK)
-        with _stop_on_signals() as stop, render.progress(state.consoles) as progress:
-            result = api.apply(config, the_plan, recheck=planfile is not None, progress=progress, stop=stop)
-        render.render_apply(result, state.consoles)
+        with _stop_on_signals() as received:
+            with render.progress(state.consoles) as progress:
+                result = api.apply(
+                    config, the_plan, recheck=planfile is not None, progress=progress, stop=received.stop
+                )
+            render.render_apply(result, state.consoles)
     if planning_failed or not result.ok:
         raise click.exceptions.Exit(EXIT_ERROR)
 

@@ -47,9 +47,13 @@ def _to_secret(value: Any) -> Secret:
         return value
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError("must be a string")
-    if not str(value):
+    # A secret read from a file often ends in a newline; no credential has edge whitespace.
+    text = str(value).strip()
+    if not text:
         raise ValueError("must not be empty")
-    return Secret(str(value))
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError("must not contain control characters (is it pasted from a file?)")
+    return Secret(text)
 
 
 SecretStr = Annotated[

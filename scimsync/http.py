@@ -21,7 +21,7 @@ import requests.adapters
 import requests.auth
 
 from scimsync import __version__
-from scimsync.errors import ResponseError
+from scimsync.errors import ConnectorError, ResponseError
 from scimsync.http_errors import (
     ErrorParser,
     TransportFailure,
@@ -241,6 +241,12 @@ class HttpClient:
             failure = classify(exc, urlsplit(url).hostname or "", self.settings.timeout)
             outcome: str | int = failure.cause
             result: requests.Response | TransportFailure = failure
+        except ValueError:
+            # requests refuses a header it cannot send (a credential with a newline in it);
+            # its message quotes the header, so it is never shown.
+            raise ConnectorError(
+                self.system, f"{method} {shown}", "invalid request header: check the credentials"
+            ) from None
         else:
             outcome = response.status_code
             result = response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from urllib.parse import quote
 
 MASK = "***"
 
@@ -50,6 +51,14 @@ def redact(text: str) -> str:
     with _lock:
         values = sorted(_known, key=len, reverse=True)
     for value in values:
-        if value in text:
-            text = text.replace(value, MASK)
+        for form in _forms(value):
+            if form in text:
+                text = text.replace(form, MASK)
     return text
+
+
+def _forms(value: str) -> tuple[str, ...]:
+    """Return the ways a value may be spelled in a message: as is, escaped, URL-encoded."""
+    escaped = repr(value)[1:-1]
+    encoded = quote(value, safe="")
+    return tuple(dict.fromkeys((value, escaped, encoded)))

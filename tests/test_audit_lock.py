@@ -54,3 +54,29 @@ def test_second_run_is_refused_while_the_lock_is_held(tmp_path: Path) -> None:
         pass
     with run_lock(lock):  # released: the next run goes ahead
         pass
+
+
+@pytest.mark.parametrize(
+    ("garbage", "problem"),
+    [
+        (b"[1, 2]\n", "line 2: not an audit record"),
+        (b"\xff\xfe\n", "line 2: not JSON"),
+        (b"{oops\n", "line 2: not JSON"),
+    ],
+    ids=["list", "not-utf8", "broken"],
+)
+def test_verify_reports_garbage_lines(tmp_path: Path, garbage: bytes, problem: str) -> None:
+    path = tmp_path / "audit.jsonl"
+    AuditLog(path).record(OP, "done")
+    with path.open("ab") as fh:
+        fh.write(garbage)
+    assert verify(path) == (1, problem)
+
+
+def test_unwritable_audit_log_is_refused_before_any_write(tmp_path: Path) -> None:
+    from scimsync.errors import ScimsyncError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ScimsyncError, match=r"audit_log .*/file/audit\.jsonl: cannot write"):
+        AuditLog(blocker / "audit.jsonl").open()

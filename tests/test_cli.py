@@ -200,3 +200,33 @@ def test_unavailable_connector_type_fails_validate(world: World) -> None:
         f"error: config {world.config}: targets.jira.type: 'confluence' is not available in this version "
         "(available: jira)\n"
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plan", "--detailed-exitcode", "--taget", "jira"],
+        ["plan", "--format", "yaml"],
+        ["plan", "--allow-deactivations", "-1"],
+        ["no-such-command"],
+    ],
+    ids=["unknown-option", "bad-choice", "negative", "unknown-command"],
+)
+def test_usage_errors_exit_1_never_2(world: World, args: list[str]) -> None:
+    # 2 means "plan found changes" to CI scripts; a typo must never look like that.
+    result = world.run(*args)
+    assert result.exit_code == 1
+    assert "Error:" in result.stderr
+    assert world.sim.log.writes() == []
+
+
+def test_allow_deactivations_with_a_plan_file_is_refused(world: World) -> None:
+    plan_file = world.folder / "plan.json"
+    assert world.run("plan", "--out", str(plan_file)).exit_code == 0
+    result = world.run("apply", str(plan_file), "--allow-deactivations", "5")
+    assert result.exit_code == 1
+    assert last_line(result.stderr) == (
+        "error: --allow-deactivations acts when planning: "
+        "run `scimsync plan --allow-deactivations N --out FILE`"
+    )
+    assert world.sim.log.writes() == []

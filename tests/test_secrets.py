@@ -56,3 +56,20 @@ def test_config_repr_masks_secrets(world: World) -> None:
     config = load_config(world.config)
     assert SECRET not in repr(config)
     assert SECRET not in str(config.model_dump())
+
+
+def test_a_secret_read_from_a_file_with_a_newline_still_works(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("E2E_JIRA_TOKEN", SECRET + "\n")
+    result = world.run("check")
+    assert result.exit_code == 0, result.output
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_redact_masks_escaped_and_url_encoded_forms() -> None:
+    from scimsync.secrets import Secret, redact
+
+    Secret("p@ss/word\twith tab")
+    text = "a 'p@ss/word\\twith tab' b p%40ss%2Fword%09with%20tab c p@ss/word\twith tab"
+    assert redact(text) == "a '***' b *** c ***"

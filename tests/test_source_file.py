@@ -197,6 +197,12 @@ def test_read_reports_progress(tmp_path: Path) -> None:
         ("u.csv", "username,email\na,a@x,extra\n", "line 2", "more values than columns"),
         (
             "u.csv",
+            "username,email,first_name,groups\na,a@x,A,g1\nzoe,zoe@acme.te\n",
+            "line 3",
+            "fewer values than columns (a truncated file?)",
+        ),
+        (
+            "u.csv",
             "username,email,active\na,a@x,maybe\n",
             "line 2",
             "field 'active' must be true or false (or yes/no, 1/0)",

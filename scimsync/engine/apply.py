@@ -152,14 +152,21 @@ class _TargetRun:
             return OpResult(op, Status.SKIPPED, self.stopped)
         slot = self._slot(op)
         if slot in self.failed_creates:
-            return self._finish(op, Status.SKIPPED, "the account could not be created", attempted=False)
+            return self._finish(
+                op, Status.SKIPPED, "the account was not created in this run", attempted=False
+            )
         with self.locks[slot]:
             try:
                 return self._attempt(op, slot)
             except NotManageableError as exc:
+                if op.kind is OpKind.CREATE_USER:
+                    self.failed_creates.add(slot)
                 return self._finish(op, Status.SKIPPED, f"not manageable: {exc.cause}", attempted=False)
             except AuthError as exc:
-                self.stopped = f"stopped writing to {self.plan.target}: {exc}"
+                # 401: the credentials are gone for every write. A 403 may concern this
+                # one account only, so it is an ordinary failure (and counts in the budget).
+                if exc.status == 401:
+                    self.stopped = f"stopped writing to {self.plan.target}: {exc}"
                 return self._finish(op, Status.FAILED, str(exc))
             except ConnectorError as exc:
                 if op.kind is OpKind.CREATE_USER:
@@ -174,6 +181,9 @@ class _TargetRun:
             )
             verdict = check(op, account, group_exists=group_exists)
             if verdict == "stale":
+                if op.kind is OpKind.CREATE_USER:
+                    # Someone else's account holds the name now: its memberships are not ours.
+                    self.failed_creates.add(slot)
                 return self._finish(
                     op, Status.STALE, "the target changed since the plan was made", attempted=False
                 )
@@ -189,7 +199,9 @@ class _TargetRun:
         if op.kind is OpKind.CREATE_GROUP:
             return None
         if self.options.recheck:
-            fresh = self.target.get_account(op.account)
+            # By the stable id when the account existed at plan time: a rename since then
+            # must not make a deactivation look done.
+            fresh = self.target.get_account(op.account, account_id=op.account_id)
         elif op.kind is OpKind.CREATE_USER:
             fresh = None
         else:
@@ -238,6 +250,10 @@ class _TargetRun:
             self.finished += 1
             done = self.finished
         if self.options.recorder is not None:
-            self.options.recorder.record(op, status.value, message)
+            try:
+                self.options.recorder.record(op, status.value, message)
+            except OSError as exc:
+                # No write may go unaudited: stop this target, keep the other targets going.
+                self.stopped = f"stopped writing to {self.plan.target}: cannot write the audit log: {exc}"
         self.options.progress(f"apply {self.plan.target}", done, len(self.plan.operations))
         return OpResult(op, status, message)

@@ -86,6 +86,9 @@ class FileSource:
             for row in reader:
                 if None in row:
                     self._fail(f"line {reader.line_num}", "more values than columns")
+                if None in row.values():
+                    # A half-written export: guessing the rest could deprovision someone.
+                    self._fail(f"line {reader.line_num}", "fewer values than columns (a truncated file?)")
                 yield f"line {reader.line_num}", row
         except csv.Error as exc:
             # line_num still points at the end of the last good record.

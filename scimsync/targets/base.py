@@ -38,8 +38,8 @@ class Target(Protocol):
         """Read every account, and the memberships of the managed groups."""
         ...
 
-    def get_account(self, username: str) -> Account | None:
-        """Read one account fresh (with its groups), or None when it does not exist."""
+    def get_account(self, username: str, *, account_id: str | None = None) -> Account | None:
+        """Read one account fresh (with its groups), by its stable id when given; None when missing."""
         ...
 
     def group_exists(self, name: str) -> bool:

@@ -241,12 +241,13 @@ class JiraTarget:
             for beans in found
         ]
 
-    def get_account(self, username: str) -> Account | None:
-        """Read one user with all its groups, or None when it does not exist."""
+    def get_account(self, username: str, *, account_id: str | None = None) -> Account | None:
+        """Read one user with all its groups, by key when given (§1.4); None when it does not exist."""
         endpoint = f"GET {API}/user"
+        who = {"key": account_id} if account_id else {"username": username}
         try:
             body = self._client.get_json(
-                f"{API}/user", params={"username": username, "expand": "groups"}, obj=f"user {username}"
+                f"{API}/user", params={**who, "expand": "groups"}, obj=f"user {username}"
             )
         except NotFoundError:
             return None
@@ -342,11 +343,23 @@ class JiraTarget:
         )
 
     def remove_member(self, account: Account, group: str) -> None:
-        """Remove a user from a group; not a member is success."""
+        """Remove a user from a group; "not a member" is reported as not manageable, never as done."""
         # §6 matrix, §8.1: removing a non-member is an error ("... since user is not a member of '<g>'").
+        # §1.8: group/member lists nested members too, and REST cannot tell them apart: a
+        # membership that comes through a nested group cannot be removed here. Calling that
+        # "done" would hide access that stays; it is skipped with the reason instead.
         obj = f"membership {account.username} in {group}"
         params = {"groupname": group, "username": account.username}
-        self._write("DELETE", "/group/user", obj, params=params, done_if="not a member", refusals=(400, 404))
+        try:
+            self._write("DELETE", "/group/user", obj, params=params, refusals=(400, 404))
+        except ConnectorError as exc:
+            if "not a member" not in exc.cause.lower():
+                raise
+            cause = (
+                f"Jira says {account.username} is not a direct member of {group} "
+                "(removed meanwhile, or a member through a nested group: remove it there)"
+            )
+            raise NotManageableError(self.name, obj, cause, status=exc.status) from None
 
     def close(self) -> None:
         """Release connections."""
