@@ -167,10 +167,6 @@ class PolicyConfig(ConfigModel):
     sync_fields: SyncFields = ["email", "display_name"]
     privileged_groups: list[str] = DEFAULT_PRIVILEGED_GROUPS
 
-    def deactivation_limit(self, owned: int) -> int:
-        """Return how many accounts may be deactivated or deleted on a target with ``owned``."""
-        return _apply_limit(self.max_deactivations, owned)
-
     def write_failures_exceeded(self, failed: int, attempted: int) -> bool:
         """Tell whether the error budget is spent (only once 10 writes have finished)."""
         if attempted < 10:
@@ -183,10 +179,6 @@ class PolicyConfig(ConfigModel):
 def _percent(limit: str) -> Fraction:
     # Fraction keeps "7%" of 100 exactly 7, where floats can land on 7.000000000000001.
     return Fraction(limit.rstrip("%"))
-
-
-def _apply_limit(limit: int | str, total: int) -> int:
-    return limit if isinstance(limit, int) else int(_percent(limit) * total / 100)
 
 
 class HttpConfig(ConfigModel):

@@ -612,22 +612,6 @@ def test_digest_input_holds_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
-    ("limit", "owned", "expected"),
-    [
-        (25, 0, 25),
-        (25, 1000, 25),
-        ("5%", 100, 5),
-        ("5%", 39, 1),
-        ("5%", 19, 0),
-        ("7%", 100, 7),
-        ("2.5%", 200, 5),
-    ],
-)
-def test_deactivation_limit(limit: int | str, owned: int, expected: int) -> None:
-    assert PolicyConfig(max_deactivations=limit).deactivation_limit(owned) == expected
-
-
-@pytest.mark.parametrize(
     ("budget", "failed", "attempted", "exceeded"),
     [
         ("20%", 9, 9, False),  # fewer than 10 writes: never judged

@@ -233,3 +233,23 @@ def test_unreadable_targets_are_skipped() -> None:
     assert guards(broken, active=0) == []
     failed = adds(add("amara", "jira-administrators"), error="jira: 503")
     assert guards(failed, desired={"jira": [user("amara", PLAIN)]}, privileged_groups=PRIVILEGED) == []
+
+
+@pytest.mark.parametrize(
+    ("limit", "owned", "expected"),
+    [
+        (25, 0, 25),
+        (25, 1000, 25),
+        ("5%", 100, 5),
+        ("5%", 39, 1),
+        ("5%", 19, 0),
+        ("7%", 100, 7),
+        ("2.5%", 200, 5),
+    ],
+)
+def test_deactivation_limit_numbers_and_percentages_round_down(
+    limit: int | str, owned: int, expected: int
+) -> None:
+    from scimsync.engine.guards import deactivation_limit
+
+    assert deactivation_limit(GuardLimits(max_deactivations=limit), owned)[0] == expected
