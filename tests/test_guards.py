@@ -250,6 +250,4 @@ def test_unreadable_targets_are_skipped() -> None:
 def test_deactivation_limit_numbers_and_percentages_round_down(
     limit: int | str, owned: int, expected: int
 ) -> None:
-    from scimsync.engine.guards import deactivation_limit
-
     assert deactivation_limit(GuardLimits(max_deactivations=limit), owned)[0] == expected
