@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -185,8 +186,8 @@ def save_plan(plan: Plan, path: Path) -> None:
         fh.write("\n")
 
 
-def load_plan(path: Path, config: Config) -> Plan:
-    """Read a saved plan; refuse one made with another config."""
+def read_plan(path: Path) -> Plan:
+    """Read a saved plan file."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -195,13 +196,23 @@ def load_plan(path: Path, config: Config) -> Plan:
         raise PlanFileError(f"plan file {path} is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise PlanFileError(f"plan file {path} is not a scimsync plan")
-    plan = from_dict(data)
+    return from_dict(data)
+
+
+def load_plan(path: Path, config: Config, *, targets: Sequence[str] = ()) -> Plan:
+    """Read a saved plan to apply it: refuse one made with another config; keep only ``targets``."""
+    plan = read_plan(path)
     if plan.config_digest != config_digest(config):
         raise PlanFileError(
             f"plan file {path} was made with another config (or the config changed since); "
             "run `scimsync plan` again"
         )
-    return plan
+    names = select_targets(config, targets)
+    return dataclasses.replace(
+        plan,
+        targets=tuple(tp for tp in plan.targets if tp.target in names),
+        guards=tuple(g for g in plan.guards if g.target in names),
+    )
 
 
 def check(config: Config, *, targets: Iterable[str] = ()) -> list[tuple[str, str, bool, str]]:

@@ -25,8 +25,8 @@ import click
 from scimsync import __version__, api, render
 from scimsync.audit import verify
 from scimsync.config import Config
-from scimsync.engine.plan import Plan, TargetPlan, from_dict
-from scimsync.errors import ApprovalError, PlanFileError, RunInterruptedError, ScimsyncError
+from scimsync.engine.plan import Plan, TargetPlan
+from scimsync.errors import ApprovalError, RunInterruptedError, ScimsyncError
 from scimsync.lock import run_lock
 from scimsync.render import Consoles
 from scimsync.secrets import redact
@@ -298,7 +298,7 @@ def apply(
         )
     with run_lock(config.lock_file):
         if planfile is not None:
-            the_plan = _restrict(api.load_plan(planfile, config), api.select_targets(config, targets))
+            the_plan = api.load_plan(planfile, config, targets=targets)
             if the_plan.guards:
                 raise api.guard_error(the_plan)
         else:
@@ -321,17 +321,6 @@ def apply(
         raise click.exceptions.Exit(EXIT_ERROR)
 
 
-def _restrict(the_plan: Plan, names: list[str]) -> Plan:
-    return Plan(
-        targets=tuple(tp for tp in the_plan.targets if tp.target in names),
-        config_digest=the_plan.config_digest,
-        created_at=the_plan.created_at,
-        source=the_plan.source,
-        source_users=the_plan.source_users,
-        guards=tuple(g for g in the_plan.guards if g.target in names),
-    )
-
-
 def _confirm(auto_approve: bool) -> None:
     if auto_approve:
         return
@@ -350,11 +339,7 @@ def _confirm(auto_approve: bool) -> None:
 @pass_state
 def show(state: State, planfile: Path, fmt: str) -> None:
     """Render a saved plan."""
-    try:
-        data = json.loads(planfile.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise PlanFileError(f"cannot read plan file {planfile}: {exc}") from None
-    render.render_plan(from_dict(data), state.consoles, fmt)
+    render.render_plan(api.read_plan(planfile), state.consoles, fmt)
 
 
 @cli.group()
