@@ -77,8 +77,14 @@ def template_problem(source: str, *, names: frozenset[str] = USER_NAMES) -> str 
 
 def compile_template(source: str, *, where: str) -> jinja2.Template:
     """Compile ``source``; raise ConfigError naming ``where`` when it does not compile."""
+    return _compile(source, where=where)[0]
+
+
+def _compile(source: str, *, where: str) -> tuple[jinja2.Template, frozenset[str]]:
+    """Parse ``source`` once; return its template and the variables it reads."""
     try:
-        return _ENV.from_string(source)
+        ast = _ENV.parse(source)
+        return _ENV.from_string(ast), frozenset(meta.find_undeclared_variables(ast))
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigError([f"{where}: {_syntax_problem(exc)}"]) from None
 
@@ -100,13 +106,22 @@ class MappingError(ScimsyncError):
 
 
 @dataclass(frozen=True)
+class _To:
+    """One compiled ``to`` of a group rule; ``constant`` when it reads no variable at all."""
+
+    where: str  # config key path
+    template: jinja2.Template
+    constant: bool
+
+
+@dataclass(frozen=True)
 class _Rule:
     """One compiled group rule; ``number`` is 1-based as people count."""
 
     number: int
     pattern: str
     privileged: bool
-    to: tuple[tuple[str, jinja2.Template], ...]  # (config key path, template)
+    to: tuple[_To, ...]
 
     @property
     def reason(self) -> str:
@@ -143,7 +158,8 @@ class TargetMapper:
         to = []
         for j, source in enumerate(rule.to):
             where = f"targets.{self.target}.groups[{index}].to[{j}]"
-            to.append((where, compile_template(source, where=where)))
+            template, names = _compile(source, where=where)
+            to.append(_To(where, template, constant=not names))
         return _Rule(index + 1, rule.from_, rule.privileged, tuple(to))
 
     def desired(self, user: User, groups: Mapping[str, Group]) -> DesiredAccount:
@@ -175,26 +191,33 @@ class TargetMapper:
             for group_name in filter(rule.matches, user.groups):
                 group = groups.get(key(group_name))
                 group_context = {"name": group_name, "id": group.id if group else group_name}
-                for where, tpl in rule.to:
-                    name = self._render(where, tpl, {**context, "group": group_context}, user)
+                for to in rule.to:
+                    name = self._render(to.where, to.template, {**context, "group": group_context}, user)
                     if not name:
-                        raise MappingError(self.target, where, user, "rendered an empty group name")
+                        raise MappingError(self.target, to.where, user, "rendered an empty group name")
                     grants.append(GroupGrant(name, rule.reason, rule.privileged))
         return grants
 
     def managed_groups(self, source_groups: Iterable[str]) -> frozenset[str]:
         """Return every group this target's rules can name, plus the owner group.
 
-        A ``to`` that uses ``user`` or ``group.id`` cannot be rendered from a group name
-        alone and is left out here: the groups it names are only known from
-        ``desired()``, so callers add the grants of the desired accounts too.
+        A constant ``to`` (no variable at all) is managed whether or not a source group
+        matches its rule today: when the IdP group is disbanded, its members must still
+        be removed from the target group rather than keep access forever. A templated
+        ``to`` is rendered for each matching source group; one that uses ``user`` or
+        ``group.id`` cannot be rendered from a group name alone and is left out here:
+        the groups it names are only known from ``desired()``, so callers add the
+        grants of the desired accounts too.
         """
         names = [*self.default_groups, self.owner_group]
+        for rule in self._rules:
+            names.extend(n for to in rule.to if to.constant and (n := _render_name_only(to.template, {})))
         for group_name in source_groups:
             context = {"group": {"name": group_name}}
             for rule in self._rules:
                 if rule.matches(group_name):
-                    names.extend(n for _, tpl in rule.to if (n := _render_name_only(tpl, context)))
+                    templated = (to.template for to in rule.to if not to.constant)
+                    names.extend(n for tpl in templated if (n := _render_name_only(tpl, context)))
         return frozenset(_dedupe(names))
 
     def _render(self, where: str, tpl: jinja2.Template, context: Mapping[str, Any], user: User) -> str:

@@ -321,7 +321,43 @@ CASES = [
         ["remove_member carl jira-users"],
     ),
     case("leaver, delete mode", [], [acct("carl")], ["delete_user carl"], policy={"deprovision": "delete"}),
-    case("leaver, none mode", [], [acct("carl")], [], policy={"deprovision": "none"}),
+    case(
+        "leaver, none mode: not deactivated, still removed from managed groups, owner group kept",
+        [],
+        [acct("carl", groups=(OWN, "jira-users", "jira-devs", "unmanaged"))],
+        ["remove_member carl jira-devs", "remove_member carl jira-users"],
+        policy={"deprovision": "none"},
+    ),
+    case(
+        "leaver, none mode, in no managed group",
+        [],
+        [acct("carl", groups=(OWN, "unmanaged"))],
+        [],
+        policy={"deprovision": "none"},
+    ),
+    case(
+        "inactive source user, none mode",
+        [want("bob", active=False)],
+        [acct("bob")],
+        ["remove_member bob jira-users"],
+        policy={"deprovision": "none"},
+    ),
+    case(
+        "leaver, none mode, on a SCIM target",
+        [],
+        [acct("gone", groups=("jira-users",), external_id="s-gone")],
+        ["remove_member gone jira-users"],
+        policy={"deprovision": "none"},
+        caps=SCIM,
+    ),
+    case(
+        "read-only leaver, none mode",
+        [],
+        [acct("carl", manageable=False)],
+        [],
+        ["not_manageable carl"],
+        policy={"deprovision": "none"},
+    ),
     case(
         "leaver, delete mode on a target that cannot delete",
         [],
@@ -580,6 +616,78 @@ def test_notice_messages(
     desired: Sequence[DesiredAccount], accounts: Sequence[Account], settings: dict[str, Any], message: str
 ) -> None:
     assert [n.message for n in run(desired, accounts, **settings).notices] == [message]
+
+
+RENAMES_ALL = {"update_fields": frozenset({"username", "email", "display_name"})}
+SYNC_ALL = {"sync_fields": ("username", "email", "display_name")}
+SVC = {**SYNC_ALL, "protected_users": ("svc-*",)}
+REFUSED = "protected user: refusing to rename '{old}' to '{new}', a protected username"
+
+PROTECTED_RENAMES = [
+    pytest.param(
+        [want("svc-bob", "bob@x.io", "Bob")],
+        [acct("bob")],
+        {"policy": SVC, "caps": RENAMES_ALL},
+        [],
+        [REFUSED.format(old="bob", new="svc-bob")],
+        id="rename only: nothing planned",
+    ),
+    pytest.param(
+        [want("svc-bob", "bob@x.io", "Robert")],
+        [acct("bob")],
+        {"policy": SVC, "caps": RENAMES_ALL},
+        ["update_user bob display_name:Bob->Robert"],
+        [REFUSED.format(old="bob", new="svc-bob")],
+        id="other fields still change",
+    ),
+    pytest.param(
+        [want("SVC-Bob", "bob@x.io", "Bob")],
+        [acct("bob")],
+        {"policy": {**SYNC_ALL, "protected_users": ("admin", "svc-*")}, "caps": RENAMES_ALL},
+        [],
+        [REFUSED.format(old="bob", new="SVC-Bob")],
+        id="glob compares case-insensitively",
+    ),
+    pytest.param(
+        [want("svc-bob", "rob@x.io", "Bob", src="bob")],
+        [acct("bob", groups=("jira-users",), external_id="s-bob")],
+        {"policy": SVC, "caps": {**RENAMES_ALL, **SCIM}},
+        ["update_user bob email:bob@x.io->rob@x.io"],
+        [REFUSED.format(old="bob", new="svc-bob")],
+        id="matched by external_id on a SCIM target",
+    ),
+    pytest.param(
+        [want("svc-bob", "bob@x.io", "Bob")],
+        [acct("bob")],
+        {"policy": SVC},
+        [],
+        [REFUSED.format(old="bob", new="svc-bob")],
+        id="refused before asking whether the target could rename",
+    ),
+    pytest.param(
+        [want("robert", "bob@x.io", "Bob")],
+        [acct("bob")],
+        {"policy": SVC, "caps": RENAMES_ALL},
+        ["update_user bob username:bob->robert"],
+        [],
+        id="a rename to an unprotected username still happens",
+    ),
+]
+
+
+@pytest.mark.parametrize(("desired", "accounts", "settings", "ops", "messages"), PROTECTED_RENAMES)
+def test_never_renames_into_a_protected_username(
+    desired: Sequence[DesiredAccount],
+    accounts: Sequence[Account],
+    settings: dict[str, Any],
+    ops: Sequence[str],
+    messages: Sequence[str],
+) -> None:
+    plan = run(desired, accounts, **settings)
+    assert [fmt(op) for op in plan.operations] == list(ops)
+    assert [(n.kind, n.account, n.message) for n in plan.notices] == [
+        ("protected", "bob", m) for m in messages
+    ]
 
 
 def test_owned_count_counts_matched_and_marked_accounts() -> None:

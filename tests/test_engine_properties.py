@@ -1,12 +1,15 @@
 """Engine properties over random directories (STYLE.md "Tests").
 
 Applying a plan and planning again yields an empty plan; the plan never touches a
-protected account or an account it does not own; it never touches an unmanaged group.
+protected account or an account it does not own, and never makes one protected by a
+rename; it never touches an unmanaged group; leavers leave every managed group but the
+owner group, whatever policy.deprovision says.
 """
 
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given, settings
@@ -193,6 +196,61 @@ def test_plan_touches_only_what_it_owns(
             source = by_source.get(op.source_id or "")
             assert source is not None
             assert _could_match(source, account)
+
+
+@st.composite
+def renamed_users(draw: st.DrawFn, actual: TargetDirectory) -> list[DesiredAccount]:
+    """Source users that keep a target account's email under another username, often."""
+    out = []
+    for i, account in enumerate(actual.accounts):
+        if account.email and draw(st.integers(0, 2)):
+            out.append(
+                DesiredAccount(
+                    source_id=f"r{i}",
+                    source_username=f"src-r{i}",
+                    username=draw(st.sampled_from([*NAMES, "zed", "svc"]).flatmap(spelled)),
+                    email=account.email,
+                    display_name="A",
+                    active=True,
+                    grants=(),
+                )
+            )
+    return out
+
+
+@SETTINGS
+@given(st.data(), targets(shared_emails=False), policies, capabilities)
+def test_plan_never_renames_into_a_protected_username(
+    data: st.DataObject, actual: TargetDirectory, policy: DiffPolicy, caps: Capabilities
+) -> None:
+    # A renamed-in protected account could never be deprovisioned again (SPEC §5).
+    protected = data.draw(st.sampled_from([("admin",), ("A*",), ("bob", "z*")]))
+    policy = replace(policy, protected_users=protected, sync_fields=SYNC_FIELDS)
+    caps = replace(caps, update_fields=frozenset(SYNC_FIELDS))
+    desired = data.draw(renamed_users(actual))
+    for op in plan(desired, actual, policy, caps).operations:
+        rename = op.change("username")
+        assert rename is None or not _protected(policy, rename.new or "")
+
+
+@SETTINGS
+@given(targets(shared_emails=True), policies, capabilities)
+def test_leavers_leave_every_managed_group_but_the_owner_group(
+    actual: TargetDirectory, policy: DiffPolicy, caps: Capabilities
+) -> None:
+    # SPEC §6: deprovision per policy.deprovision *and* remove from managed groups.
+    if not caps.manage_groups:
+        return  # the plan lists what it cannot change instead
+    after = apply_to_directory(actual, plan([], actual, policy, caps).operations)
+    managed = {key(g) for g in policy.managed_groups} - {key(policy.owner_group)}
+    # With desired empty, every marked account is a leaver.
+    leavers = [
+        a
+        for a in after.accounts
+        if _marked(policy, caps, a) and a.manageable and not _protected(policy, a.username)
+    ]
+    for account in leavers:
+        assert not {key(g) for g in account.groups} & managed, account
 
 
 @SETTINGS

@@ -299,8 +299,35 @@ def test_managed_groups() -> None:
             "ATLASSIAN-JIRA-admins",  # replace() is case-sensitive: the rule's own business
             "jira-developers",
             "jira-administrators",
+            "never",  # a constant `to`: managed though no source group matches `nobody-*`
         }
     )
+
+
+@pytest.mark.parametrize(
+    ("to", "source_groups", "managed"),
+    [
+        pytest.param(["jira-developers"], [], {"jira-developers"}, id="constant, no match"),
+        pytest.param(["jira-developers"], ["engineering"], {"jira-developers"}, id="constant, match"),
+        pytest.param(["{{ 'jira-' ~ 'qa' }}"], [], {"jira-qa"}, id="constant expression"),
+        pytest.param(["{% set t = 'ops' %}jira-{{ t }}"], [], {"jira-ops"}, id="constant with set"),
+        pytest.param(["{{ group.name }}-x"], [], set(), id="templated, no match"),
+        pytest.param(["{{ group.name }}-x"], ["Eng-1", "sales"], {"Eng-1-x"}, id="templated, match"),
+        pytest.param(["{{ user.username }}"], ["eng"], set(), id="templated on user: desired() names it"),
+        pytest.param(["{{ 1 // 0 }}"], [], set(), id="constant that fails: desired() reports it"),
+        pytest.param(
+            ["jira-devs", "dev-{{ group.name | slug }}"], [], {"jira-devs"}, id="constant next to templated"
+        ),
+    ],
+)
+def test_managed_groups_of_constant_and_templated_rules(
+    to: list[str], source_groups: list[str], managed: set[str]
+) -> None:
+    # A constant `to` stays managed after the IdP group is disbanded, so its members
+    # are removed rather than keeping access forever.
+    rules = [{"from": "eng*", "to": to}]
+    mapper = TargetMapper("jira", config({"groups": rules}))
+    assert mapper.managed_groups(source_groups) == frozenset({"scimsync-managed", *managed})
 
 
 def test_managed_groups_without_rules_is_defaults_and_owner() -> None:
