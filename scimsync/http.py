@@ -31,7 +31,7 @@ from scimsync.http_errors import (
     status_error,
     transport_error,
 )
-from scimsync.ratelimit import RETRY_STATUSES, Pacer, read_rate_limits
+from scimsync.ratelimit import RETRY_STATUSES, Attempts, Pacer, read_rate_limits
 from scimsync.secrets import Secret, redact
 
 __all__ = [
@@ -50,9 +50,10 @@ R = TypeVar("R")
 
 log = logging.getLogger("scimsync.http")
 
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 30.0
+# A request that keeps being rate limited gives up after waiting this long, or 10 timeouts.
+_MIN_RATE_LIMIT_BUDGET = 60.0
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ class HttpClient:
         json: Any = None,
         ok: Collection[int] = (200, 201, 204),
         obj: str | None = None,
+        gone_ok: bool = False,
     ) -> requests.Response:
         """Send one request with retries; return the response when its status is in ``ok``.
 
@@ -169,57 +171,47 @@ class HttpClient:
         ``obj`` names the object for error messages ("user amara.k"); default: the path.
         Raises AuthError (401/403), NotFoundError (404), ConnectorError (other status,
         transport failure after retries). POST is retried only when that cannot
-        duplicate it (429, or the connection was never made).
+        duplicate it (429, or the connection was never made). 429s are retried on a time
+        budget, not ``settings.retries``. With ``gone_ok`` a DELETE answering 404 after an
+        attempt that may have reached the server returns that 404: the object is gone.
         """
         method = method.upper()
         url = self._url(path, obj)
         shown = redact(self._display_path(url))
         label = redact(obj or f"{method} {shown}")
-        attempts = max(0, self.settings.retries) + 1
-        delay = 0.0
-        for attempt in range(1, attempts + 1):
-            self._pacer.wait_turn(delay)
-            outcome = self._send(method, url, shown, params, json, attempt)
-            server_wait = 0.0
-            if isinstance(outcome, requests.Response):
+        budget = max(_MIN_RATE_LIMIT_BUDGET, 10 * self.settings.timeout)
+        tries = Attempts(method, max(0, self.settings.retries), budget, self._backoff)
+        delay: float | None = 0.0
+        while True:
+            tries.attempt += 1
+            self._pacer.wait_turn(delay or 0.0)
+            outcome = self._send(method, url, shown, params, json, tries.attempt)
+            if isinstance(outcome, TransportFailure):
+                delay, what = tries.after_transport(outcome), outcome.cause
+                if delay is None:
+                    raise transport_error(self.system, label, outcome, tries.attempt)
+            else:
+                status = outcome.status_code
                 server_wait = self._note_rate_limits(outcome)
-                if outcome.status_code in ok:
+                if status in ok:
                     return outcome
-            delay = self._retry_delay(method, outcome, server_wait, label, attempt, attempts)
-            what = outcome.cause if isinstance(outcome, TransportFailure) else str(outcome.status_code)
+                if gone_ok and method == "DELETE" and status == 404 and tries.maybe_done:
+                    log.info("%s: %s %s answered 404 on a retry: already deleted", self.system, method, shown)
+                    return outcome
+                delay, what = tries.after_status(status, server_wait), str(status)
+                if delay is None:
+                    waited = tries.waited if status == 429 else None
+                    parser = self._error_parser
+                    raise status_error(self.system, outcome, label, tries.attempt, parser, waited=waited)
             log.warning(
-                "%s: %s on %s %s, retrying in %.1fs (attempt %d/%d)",
+                "%s: %s on %s %s, retrying in %.1fs (%s)",
                 self.system,
                 what,
                 method,
                 shown,
                 delay,
-                attempt + 1,
-                attempts,
+                tries.describe(limited=what == "429"),
             )
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def _retry_delay(
-        self,
-        method: str,
-        outcome: requests.Response | TransportFailure,
-        server_wait: float,
-        label: str,
-        attempt: int,
-        attempts: int,
-    ) -> float:
-        """Return how long to wait before retrying, or raise when this outcome is final."""
-        if isinstance(outcome, TransportFailure):
-            # A POST that may have reached the server is never sent twice.
-            if attempt == attempts or not outcome.retriable or (outcome.sent and method not in _IDEMPOTENT):
-                raise transport_error(self.system, label, outcome, attempt)
-            return self._backoff(attempt)
-        status = outcome.status_code
-        # 429 means the server refused before doing anything, so even a POST may go again.
-        retriable = status in RETRY_STATUSES and (method in _IDEMPOTENT or status == 429)
-        if attempt == attempts or not retriable:
-            raise status_error(self.system, outcome, label, attempt, self._error_parser)
-        return max(self._backoff(attempt), server_wait)
 
     def _send(
         self, method: str, url: str, shown: str, params: Mapping[str, Any] | None, body: Any, attempt: int
@@ -260,8 +252,16 @@ class HttpClient:
         return self._rng() * ceiling
 
     def _note_rate_limits(self, response: requests.Response) -> float:
-        """Hold back every thread when the server says so; return this response's own wait."""
+        """Follow the server's rate and hold-backs; return how long this response's retry must wait."""
         wait = read_rate_limits(response, self._wall_clock)
+        if wait.rate is not None and self._pacer.follow(wait.rate):
+            rate = wait.rate
+            log.debug(
+                "%s: pacing to the server's rate: %d at once, then one every %.3gs",
+                self.system,
+                rate.limit,
+                rate.interval,
+            )
         if wait.hold:
             log.debug("%s: rate limit reached, holding requests for %.1fs", self.system, wait.hold)
             self._pacer.hold(wait.hold)

@@ -70,9 +70,18 @@ def attempts_text(n: int) -> str:
 
 
 def status_error(
-    system: str, response: requests.Response, label: str, attempts: int, error_parser: ErrorParser
+    system: str,
+    response: requests.Response,
+    label: str,
+    attempts: int,
+    error_parser: ErrorParser,
+    *,
+    waited: float | None = None,
 ) -> ConnectorError:
-    """Build the exception for a response whose status was not expected."""
+    """Build the exception for a response whose status was not expected.
+
+    ``waited`` is how long a rate-limited request waited in all, shown on a final 429.
+    """
     status = response.status_code
     try:
         phrase = http.HTTPStatus(status).phrase
@@ -83,6 +92,8 @@ def status_error(
         cause = f"{head}: the credentials were rejected"
     elif status == 429:
         cause = f"{head}: still rate limited after {attempts_text(attempts)}"
+        if waited is not None:
+            cause += f" ({waited:.0f} s)"
     else:
         message = one_line(error_parser(response))
         if len(message) > _MAX_VENDOR_MESSAGE:

@@ -34,16 +34,32 @@ def cursor_pages(
     items_field: str = "values",
     obj: str | None = None,
 ) -> Iterator[list[Any]]:
-    """Yield pages of a cursor-paged list (Jira ``/user/list``, atlassian §1.7)."""
+    """Yield pages of a cursor-paged list (Jira ``/user/list``, atlassian §1.7).
+
+    Only ``isLast: true`` ends the walk, or a page without a cursor from a server that
+    never sends ``isLast``; a page that says it is not the last but gives no cursor is
+    a ResponseError, since stopping there would return a short directory.
+    """
     query = dict(params or {})
     seen: set[str] = set()
+    flagged = False  # the server sends isLast
     while True:
         body = client.get_json(path, params=query, obj=obj)
         yield _items(client, path, obj, body, items_field)
-        cursor = body.get(next_field)
-        # Omit the cursor on the first call; stop on isLast or when no cursor comes back (§1.7).
-        if body.get(last_field) is True or cursor is None or cursor == "":
+        last = body.get(last_field)
+        flagged = flagged or last is not None
+        if last is True:
             return
+        cursor = body.get(next_field)
+        # Omit the cursor on the first call, then pass back the nextCursor of each page (§1.7).
+        if cursor is None or cursor == "":
+            if not flagged:
+                return
+            if last is False:
+                cause = f"page says {last_field}=false but has no {next_field}"
+            else:
+                cause = f"page has neither {last_field}=true nor a {next_field}"
+            raise ResponseError(client.system, _label(path, obj), cause)
         cursor = str(cursor)
         if cursor in seen:
             raise _loop(client, path, obj, f"cursor {cursor!r}")
@@ -120,8 +136,9 @@ def read_offset_lists(
 
     All first pages go out at once; each one's ``total`` then says which pages remain,
     and those go out at once too (Jira group/member has a total and a 50-item page,
-    atlassian §1.8), instead of one page after another. A list whose first page has no
-    total is walked page by page. With ``missing_ok`` a list that answers 404 is None.
+    atlassian §1.8), instead of one page after another. A list whose last page is not
+    ``isLast: true`` (no total, or members added meanwhile) is then walked on page by
+    page until it is. With ``missing_ok`` a list that answers 404 is None.
     """
 
     def fetch(lst: OffsetList, start: int) -> Any:
@@ -136,40 +153,47 @@ def read_offset_lists(
                 return None
             raise
 
-    answered: dict[int, list[Any]] = {}  # list index -> its items so far; 404s stay out
-    rest: list[tuple[int, int]] = []  # (list, start) of every page after the first
-    walks: list[int] = []
-    for i, (lst, body) in enumerate(zip(lists, client.map_parallel(first, lists), strict=True)):
-        if body is None:
-            continue
-        items = _items(client, lst.path, lst.obj, body, items_field)
-        answered[i] = list(items)
-        if body.get(last_field) is True or not items:
-            continue
-        total = body.get(total_field)
-        if isinstance(total, int) and not isinstance(total, bool):
-            # Step by what came back: the server may clamp the page size.
-            rest += [(i, start) for start in range(len(items), total, len(items))]
-        else:
-            walks.append(i)
-    pages = client.map_parallel(lambda job: fetch(lists[job[0]], job[1]), rest)
-    for (i, _), body in zip(rest, pages, strict=True):
-        answered[i].extend(_items(client, lists[i].path, lists[i].obj, body, items_field))
-    for i in walks:
-        lst, found = lists[i], answered[i]
-        for items in offset_pages(
+    def more(body: Any, items: list[Any]) -> bool:
+        return body.get(last_field) is not True and bool(items)
+
+    def walk(i: int) -> list[Any]:
+        lst = lists[i]
+        pages = offset_pages(
             client,
             lst.path,
             params=lst.params,
             start_param=start_param,
             size_param=size_param,
             page_size=page_size,
-            start=len(found),
+            start=len(answered[i]),
             items_field=items_field,
             last_field=last_field,
             obj=lst.obj,
-        ):
-            found.extend(items)
+        )
+        return [item for page in pages for item in page]
+
+    answered: dict[int, list[Any]] = {}  # list index -> its items so far; 404s stay out
+    unfinished: dict[int, bool] = {}  # list index -> its last page so far is not the last
+    rest: list[tuple[int, int]] = []  # (list, start) of every page after the first
+    for i, (lst, body) in enumerate(zip(lists, client.map_parallel(first, lists), strict=True)):
+        if body is None:
+            continue
+        items = _items(client, lst.path, lst.obj, body, items_field)
+        answered[i], unfinished[i] = list(items), more(body, items)
+        total = body.get(total_field)
+        if unfinished[i] and isinstance(total, int) and not isinstance(total, bool):
+            # Step by what came back: the server may clamp the page size.
+            rest += [(i, start) for start in range(len(items), total, len(items))]
+    pages = client.map_parallel(lambda job: fetch(lists[job[0]], job[1]), rest)
+    for (i, _), body in zip(rest, pages, strict=True):  # each list's pages in order
+        items = _items(client, lists[i].path, lists[i].obj, body, items_field)
+        answered[i].extend(items)
+        unfinished[i] = more(body, items)
+    # Fewer items than the total on an isLast page is fine (members removed meanwhile);
+    # a last page that is not isLast means members were added, or there was no total.
+    walks = [i for i, open_ in unfinished.items() if open_]
+    for i, found in zip(walks, client.map_parallel(walk, walks), strict=True):
+        answered[i].extend(found)
     return [answered.get(i) for i in range(len(lists))]
 
 

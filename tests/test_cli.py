@@ -97,12 +97,13 @@ def test_wrong_url_is_404(world: World) -> None:
 
 
 def test_repeated_429_gives_up_with_a_clear_line(world: World) -> None:
-    world.sim.faults.rate_limit(10, retry_after=1)
+    # 429s wait as the server says, within a time budget of max(60 s, 10 x timeout).
+    world.sim.faults.rate_limit(100, retry_after=1)
     result = world.run("plan")
     assert result.exit_code == 1
     assert last_line(result.stderr) == (
         "error: jira: GET /rest/api/2/serverInfo: HTTP 429 Too Many Requests: "
-        "still rate limited after 3 attempts"
+        "still rate limited after 61 attempts (60 s)"
     )
 
 

@@ -28,7 +28,11 @@ from scimsync.http import (
     HttpSettings,
     default_error_parser,
 )
+from scimsync.ratelimit import Pacer, ServerRate
 from scimsync.secrets import Secret
+from scimsync.sim.jira import JiraSim
+from scimsync.sim.server import SimServer
+from scimsync.targets.jira import JiraTarget, parse_error
 
 BASE = "https://jira.example"
 LIST = f"{BASE}/rest/api/2/user/list"
@@ -157,19 +161,72 @@ def test_backoff_doubles_and_is_capped_at_30_seconds(fake: FakeTime) -> None:
 
 
 @responses.activate
-def test_repeated_429_gives_the_exact_error_line(fake: FakeTime) -> None:
-    client = make_client(fake, rng=1.0)
-    responses.get(LIST, status=429, json={"errorMessages": ["Rate limit exceeded"]})
+def test_repeated_429_gives_the_exact_error_line_after_the_time_budget(fake: FakeTime) -> None:
+    # A short timeout still leaves the 60 s floor of the budget.
+    client = make_client(fake, rng=1.0, settings=HttpSettings(timeout=1))
+    responses.get(
+        LIST, status=429, headers={"Retry-After": "7"}, json={"errorMessages": ["Rate limit exceeded"]}
+    )
 
     with pytest.raises(ConnectorError) as caught:
         client.get_json("/rest/api/2/user/list")
 
     assert str(caught.value) == (
-        "jira: GET /rest/api/2/user/list: HTTP 429 Too Many Requests: still rate limited after 6 attempts"
+        "jira: GET /rest/api/2/user/list: "
+        "HTTP 429 Too Many Requests: still rate limited after 9 attempts (56 s)"
     )
     assert caught.value.status == 429
-    assert len(responses.calls) == 6
-    assert fake.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0]
+    assert len(responses.calls) == 9
+    assert fake.sleeps == [7.0] * 8  # Retry-After exactly, no jitter on top; 8 x 7 + 7 > 60
+
+
+@responses.activate
+def test_the_429_budget_is_ten_timeouts_when_that_is_longer(fake: FakeTime) -> None:
+    client = make_client(fake, settings=HttpSettings(timeout=10))
+    responses.get(LIST, status=429, headers={"Retry-After": "30"})
+
+    with pytest.raises(ConnectorError, match=r"still rate limited after 4 attempts \(90 s\)$"):
+        client.get_json("/rest/api/2/user/list")
+
+    assert fake.sleeps == [30.0, 30.0, 30.0]
+
+
+@responses.activate
+def test_429_without_retry_after_backs_off_within_the_budget(fake: FakeTime) -> None:
+    client = make_client(fake, rng=1.0)  # timeout 30: a 300 s budget
+    responses.get(LIST, status=429)
+
+    with pytest.raises(ConnectorError, match=r"still rate limited after 15 attempts \(272 s\)$"):
+        client.get_json("/rest/api/2/user/list")
+
+    assert fake.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0] + [30.0] * 8
+
+
+@responses.activate
+def test_429s_do_not_use_up_the_retries(fake: FakeTime) -> None:
+    client = make_client(fake, settings=HttpSettings(retries=1))
+    for _ in range(10):
+        responses.get(LIST, status=429, headers={"Retry-After": "1"})
+    responses.get(LIST, json={"values": []})
+
+    assert client.get_json("/rest/api/2/user/list") == {"values": []}
+    assert len(responses.calls) == 11
+    assert fake.sleeps == [1.0] * 10
+
+
+@responses.activate
+def test_errors_between_429s_are_counted_against_the_retries(fake: FakeTime) -> None:
+    client = make_client(fake, settings=HttpSettings(retries=1))
+    responses.get(LIST, status=503)
+    responses.get(LIST, status=429, headers={"Retry-After": "1"})
+    responses.get(LIST, status=429, headers={"Retry-After": "1"})
+    responses.get(LIST, status=503, json={"errorMessages": ["Down"]})
+
+    with pytest.raises(ConnectorError) as caught:
+        client.get_json("/rest/api/2/user/list")
+
+    assert caught.value.cause == "HTTP 503 Service Unavailable: Down (4 attempts)"
+    assert len(responses.calls) == 4
 
 
 @responses.activate
@@ -553,6 +610,126 @@ def test_client_rate_limit_spaces_requests(fake: FakeTime) -> None:
     assert fake.sleeps == [0.25, 0.25]
 
 
+def atlassian_limits(
+    limit: int, remaining: int, fill_rate: int, interval: int, retry_after: int
+) -> dict[str, str]:
+    """Return the five rate-limit headers of a Jira DC response (atlassian §1.11)."""
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-FillRate": str(fill_rate),
+        "X-RateLimit-Interval-Seconds": str(interval),
+        "retry-after": str(retry_after),
+    }
+
+
+@responses.activate
+def test_announced_fill_rate_paces_requests_instead_of_whole_second_holds(fake: FakeTime) -> None:
+    client = make_client(fake)
+    # A bucket of 2 that refills 2 per second; the server's retry-after is rounded up to 1 s.
+    responses.get(LIST, json={}, headers=atlassian_limits(2, 1, 2, 1, 0))
+    responses.get(LIST, json={}, headers=atlassian_limits(2, 0, 2, 1, 1))
+
+    for _ in range(5):
+        client.get_json("/rest/api/2/user/list")
+
+    # The one token left goes at once, then one request per half second.
+    assert fake.sleeps == [0.5, 0.5, 0.5]
+
+
+@pytest.mark.parametrize(("own_rate", "gap"), [(1.0, 1.0), (10.0, 0.5)], ids=["own-slower", "server-slower"])
+@responses.activate
+def test_the_slower_of_the_own_and_the_announced_rate_wins(
+    fake: FakeTime, own_rate: float, gap: float
+) -> None:
+    client = make_client(fake, settings=HttpSettings(rate_limit=own_rate))
+    responses.get(LIST, json={}, headers=atlassian_limits(1, 0, 4, 2, 1))  # 4 per 2 s: one per 0.5 s
+
+    for _ in range(4):
+        client.get_json("/rest/api/2/user/list")
+
+    assert fake.sleeps == [gap] * 3
+
+
+class FrozenTime(FakeTime):
+    """A clock that sleeping does not move: every caller waits at the same instant, like parked threads."""
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 6))
+
+
+def test_threads_waiting_out_a_hold_are_released_one_by_one() -> None:
+    frozen = FrozenTime()
+    pacer = Pacer(None, frozen.clock, frozen.sleep)
+    pacer.hold(5.0)
+
+    for _ in range(3):
+        pacer.wait_turn()
+    frozen.now += 10
+    pacer.wait_turn()
+
+    assert frozen.sleeps == [5.0, 5.2, 5.4]  # and once the hold is over, nobody waits
+
+
+def test_after_a_hold_an_announced_rate_releases_only_what_the_bucket_refilled() -> None:
+    frozen = FrozenTime()
+    pacer = Pacer(None, frozen.clock, frozen.sleep)
+    pacer.follow(ServerRate(limit=2, interval=0.5, remaining=0))  # as on a 429
+    pacer.hold(1.0)
+
+    for _ in range(4):
+        pacer.wait_turn()
+
+    # One second refills two tokens: two go together, then one per half second.
+    assert frozen.sleeps == [1.0, 1.0, 1.5, 2.0]
+
+
+class VirtualTime:
+    """A clock shared by threads: a sleeper moves it to its own wake-up time, never back."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._lock = threading.Lock()
+        self._read = threading.local()
+
+    def clock(self) -> float:
+        with self._lock:
+            self._read.at = self.now
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now = max(self.now, getattr(self._read, "at", self.now) + seconds)
+
+
+def test_jira_rate_limit_is_followed_over_loopback_without_a_429(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    vt = VirtualTime()
+    # Eight requests at once, then two a second, on one clock for the simulator and the client.
+    # (A virtual clock lets the last of several sleepers move time past the others' slots, so
+    # the bucket is as deep as the concurrency; real time shows no 429 with a bucket of 2 too.)
+    sim = JiraSim(rate_limit=(8, 2.0), clock=vt.clock)
+    groups = [f"team-{n:02d}" for n in range(40)]
+    for group in groups:
+        sim.add_group(group)
+    with SimServer(sim.app) as server:
+        client = HttpClient(
+            "jira",
+            server.url,
+            auth=BearerAuth(Secret("sim-jira-token")),
+            settings=HttpSettings(concurrency=8),
+            error_parser=parse_error,
+            sleep=vt.sleep,
+            clock=vt.clock,
+        )
+        directory = JiraTarget("jira", client).read(groups)
+
+    assert directory.groups == frozenset(groups)
+    statuses = [entry.status for entry in sim.log.entries]
+    assert statuses == [200] * 42  # serverInfo, one user/list page, 40 member lists; no 429
+    assert vt.now == pytest.approx(17.0)  # 8 at once, the other 34 at two a second
+
+
 # -- logging ---------------------------------------------------------------------------
 
 
@@ -561,6 +738,7 @@ def test_logs_one_warning_per_retry_and_never_query_strings_or_secrets(
     fake: FakeTime, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = make_client(fake, auth=BearerAuth(Secret("log-secret-77")))
+    responses.get(LIST, status=503)
     responses.get(LIST, status=429, headers={"Retry-After": "2"})
     responses.get(LIST, json={})
 
@@ -568,9 +746,12 @@ def test_logs_one_warning_per_retry_and_never_query_strings_or_secrets(
         client.get_json("/rest/api/2/user/list", params={"cursor": "c-private"})
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == ["jira: 429 on GET /rest/api/2/user/list, retrying in 2.0s (attempt 2/6)"]
+    assert warnings == [
+        "jira: 503 on GET /rest/api/2/user/list, retrying in 0.0s (attempt 2/6)",
+        "jira: 429 on GET /rest/api/2/user/list, retrying in 2.0s (attempt 3, 2s of 300s rate-limit wait)",
+    ]
     debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
-    assert "jira: GET /rest/api/2/user/list -> 200 in 0 ms (attempt 2)" in debug
+    assert "jira: GET /rest/api/2/user/list -> 200 in 0 ms (attempt 3)" in debug
     assert not any("c-private" in m or "log-secret-77" in m for m in caplog.messages)
 
 
@@ -607,3 +788,48 @@ def test_map_parallel_reraises_after_calls_in_flight_finish(client: HttpClient) 
     with pytest.raises(NotFoundError, match="group g"):
         client.map_parallel(work, [0, 1])
     assert finished == [1]
+
+
+# -- DELETE retried into a 404 ---------------------------------------------------------------
+
+USER = f"{BASE}/rest/api/2/user"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [{"status": 503}, {"body": requests.ReadTimeout("Read timed out.")}],
+    ids=["503", "read-timeout"],
+)
+@responses.activate
+def test_a_retried_delete_answering_404_is_gone_when_gone_ok(
+    client: HttpClient, first: dict[str, Any]
+) -> None:
+    responses.delete(USER, **first)
+    responses.delete(USER, status=404, json={"errorMessages": ["The user does not exist"]})
+
+    response = client.request("DELETE", "/rest/api/2/user", params={"username": "amara.k"}, gone_ok=True)
+
+    assert response.status_code == 404
+    assert len(responses.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("first", "gone_ok"),
+    [
+        (None, True),  # the first attempt's 404: it was never there
+        ({"status": 429, "headers": {"Retry-After": "1"}}, True),  # a 429 did nothing
+        ({"body": refused()}, True),  # never sent
+        ({"status": 503}, False),
+    ],
+    ids=["first-attempt", "after-429", "after-refused", "without-gone-ok"],
+)
+@responses.activate
+def test_a_delete_404_is_not_found_unless_an_earlier_attempt_may_have_deleted(
+    client: HttpClient, first: dict[str, Any] | None, gone_ok: bool
+) -> None:
+    if first is not None:
+        responses.delete(USER, **first)
+    responses.delete(USER, status=404, json={"errorMessages": ["The user does not exist"]})
+
+    with pytest.raises(NotFoundError, match="The user does not exist"):
+        client.request("DELETE", "/rest/api/2/user", obj="user amara.k", gone_ok=gone_ok)

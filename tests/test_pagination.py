@@ -55,10 +55,53 @@ def test_cursor_omits_the_cursor_first_then_follows_next_cursor_until_is_last() 
 
 
 @responses.activate
-def test_cursor_stops_when_no_next_cursor_comes_back() -> None:
-    responses.get(f"{JIRA}/rest/api/2/user/list", json={"values": users("a"), "isLast": False})
+def test_cursor_stops_when_no_next_cursor_comes_back_from_a_server_without_is_last() -> None:
+    responses.get(f"{JIRA}/rest/api/2/user/list", json={"values": users("a")})
 
     assert list(cursor_pages(client_for(JIRA), "/rest/api/2/user/list")) == [users("a")]
+
+
+@responses.activate
+def test_cursor_is_last_true_ends_the_walk_even_with_a_cursor() -> None:
+    body = {"values": users("a"), "nextCursor": "c1", "isLast": True}
+    responses.get(f"{JIRA}/rest/api/2/user/list", json=body)
+
+    assert list(cursor_pages(client_for(JIRA), "/rest/api/2/user/list")) == [users("a")]
+    assert len(responses.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("second", "cause"),
+    [
+        ({"values": [], "isLast": False}, "page says isLast=false but has no nextCursor"),
+        ({"values": [], "isLast": False, "nextCursor": ""}, "page says isLast=false but has no nextCursor"),
+        ({"values": []}, "page has neither isLast=true nor a nextCursor"),
+    ],
+    ids=["no-cursor", "empty-cursor", "flag-gone"],
+)
+@responses.activate
+def test_cursor_page_that_is_not_last_without_a_cursor_is_an_error(
+    second: dict[str, Any], cause: str
+) -> None:
+    # Stopping here would return a short directory, and the engine would deprovision the rest.
+    url = f"{JIRA}/rest/api/2/user/list"
+    responses.get(url, json={"values": users("a"), "nextCursor": "c1", "isLast": False}, match=query())
+    responses.get(url, json=second, match=query(cursor="c1"))
+
+    with pytest.raises(ResponseError) as caught:
+        list(cursor_pages(client_for(JIRA), "/rest/api/2/user/list"))
+
+    assert str(caught.value) == f"jira: GET /rest/api/2/user/list: {cause}"
+
+
+@responses.activate
+def test_cursor_first_page_not_last_without_a_cursor_names_the_object() -> None:
+    responses.get(f"{JIRA}/rest/api/2/user/list", json={"values": users("a"), "isLast": False})
+
+    with pytest.raises(ResponseError) as caught:
+        list(cursor_pages(client_for(JIRA), "/rest/api/2/user/list", obj="user list"))
+
+    assert str(caught.value) == "jira: user list: page says isLast=false but has no nextCursor"
 
 
 @responses.activate
@@ -355,3 +398,50 @@ def test_offset_lists_404_is_an_error_unless_missing_is_ok() -> None:
     responses.get(f"{JIRA}/items", status=404, json={"errorMessages": ["gone"], "errors": {}})
     with pytest.raises(NotFoundError):
         read_offset_lists(client_for(JIRA), [OffsetList("/items", {})])
+
+
+def member_page(start: int, end: int, *, total: int, last: bool) -> dict[str, Any]:
+    return {"values": users(*(f"d{i}" for i in range(start, end))), "total": total, "isLast": last}
+
+
+@responses.activate
+def test_offset_lists_read_on_when_members_were_added_during_the_read() -> None:
+    url = f"{JIRA}/rest/api/2/group/member"
+    # The first page says 100; by the second page 130 are there, and its isLast is false.
+    responses.get(url, json=member_page(0, 50, total=100, last=False), match=query(startAt=0, maxResults=50))
+    responses.get(
+        url, json=member_page(50, 100, total=130, last=False), match=query(startAt=50, maxResults=50)
+    )
+    responses.get(
+        url, json=member_page(100, 130, total=130, last=True), match=query(startAt=100, maxResults=50)
+    )
+
+    found = read_offset_lists(client_for(JIRA), [OffsetList("/rest/api/2/group/member", {})], page_size=50)
+
+    assert found[0] is not None and [u["name"] for u in found[0]] == [f"d{i}" for i in range(130)]
+    assert len(responses.calls) == 3
+
+
+@responses.activate
+def test_offset_lists_read_on_when_a_single_page_total_is_not_last() -> None:
+    url = f"{JIRA}/rest/api/2/group/member"
+    responses.get(url, json=member_page(0, 2, total=2, last=False), match=query(startAt=0, maxResults=2))
+    responses.get(url, json=member_page(2, 3, total=3, last=True), match=query(startAt=2, maxResults=2))
+
+    found = read_offset_lists(client_for(JIRA), [OffsetList("/rest/api/2/group/member", {})], page_size=2)
+
+    assert found == [users("d0", "d1", "d2")]
+
+
+@responses.activate
+def test_offset_lists_fewer_items_than_the_total_on_an_is_last_page_are_whole() -> None:
+    url = f"{JIRA}/rest/api/2/group/member"
+    # Members removed while the list was read: the total said 120, the last page ends at 95.
+    responses.get(url, json=member_page(0, 50, total=120, last=False), match=query(startAt=0, maxResults=50))
+    responses.get(url, json=member_page(50, 95, total=95, last=True), match=query(startAt=50, maxResults=50))
+    responses.get(url, json=member_page(95, 95, total=95, last=True), match=query(startAt=100, maxResults=50))
+
+    found = read_offset_lists(client_for(JIRA), [OffsetList("/rest/api/2/group/member", {})], page_size=50)
+
+    assert found[0] is not None and len(found[0]) == 95
+    assert len(responses.calls) == 3  # no walk after an isLast page
