@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint typecheck check demo clean
+.PHONY: install test lint typecheck check demo bench clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,9 @@ check: lint typecheck test
 
 demo: install
 	$(BIN)/scimsync demo
+
+bench: install
+	$(BIN)/python -m scimsync.sim.bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
