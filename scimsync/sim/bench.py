@@ -39,18 +39,17 @@ audit_log: null
 """
 
 
-def seed(sim: JiraSim, people: list[dict[str, object]]) -> None:
+def seed(sim: JiraSim, people: list[dict[str, Any]]) -> None:
     """Provision everyone in scope, as a previous run would have."""
     sim.add_group("scimsync-managed")
     for p in people:
-        groups = [str(g) for g in p["groups"]]  # type: ignore[attr-defined]
+        groups: list[str] = p["groups"]
         if not any(g.startswith("atlassian-") for g in groups):
             continue
         wanted = ["jira-software-users", "scimsync-managed"]
         wanted += [g.replace("atlassian-", "") for g in groups if g.startswith("atlassian-jira-")]
-        sim.add_user(
-            str(p["username"]), str(p["email"]), f"{p['first_name']} {p['last_name']}", groups=wanted
-        )
+        display = f"{p['first_name']} {p['last_name']}"
+        sim.add_user(p["username"], p["email"], display, groups=wanted)
 
 
 def run(people_count: int, version: str, concurrency: int) -> None:
