@@ -362,10 +362,13 @@ def test_membership_through_a_nested_group_is_reported_not_done(world: World) ->
     world.sim.add_group("contractors", members=("dalia",), parent="jira-software-users")
     world.write([p for p in STAFF if p["username"] != "dalia"])
     assert world.run("apply", "-y").exit_code == 0  # removes the direct membership
-    # She still reaches jira-software-users through 'contractors': every run says so,
-    # as skipped (not a failure), instead of pretending the removal was done.
+    # She still reaches jira-software-users through 'contractors', so she keeps the access:
+    # every run fails on it and says why, instead of pretending the removal was done.
     result = world.run("apply", "-y")
-    assert result.exit_code == 0, result.output
-    assert "skipped: jira remove_member dalia: not manageable: Jira says dalia is not a direct member" in (
-        result.stderr
-    )
+    assert result.exit_code == 1, result.output
+    failed = [
+        line for line in result.stderr.splitlines() if line.startswith("failed: jira remove_member dalia: ")
+    ]
+    assert len(failed) == 1, result.stderr
+    assert "still a member of jira-software-users through a nested group" in failed[0]
+    assert "dalia" in world.sim.members("jira-software-users", nested=True)

@@ -300,6 +300,22 @@ def test_read_only_directory_users_cannot_change(sim: JiraSim, jira: Jira) -> No
     assert jira("POST", "/group/user", params={"groupname": "jira-core-users"}, json={"name": "ldap.user"}).ok
 
 
+def test_read_only_refusals_can_be_403() -> None:
+    # §1.5 steps 3-5 surface as 400 over REST [U]; a strict Jira may answer 403 instead.
+    sim = JiraSim(read_only_status=403)
+    sim.add_user("ldap.user", "l@example.test", "LDAP User", read_only=True)
+    with serve(sim) as jira:
+        update = jira("PUT", "/user", params={"username": "ldap.user"}, json={"displayName": "X"})
+        delete = jira("DELETE", "/user", params={"username": "ldap.user"})
+    assert (update.status_code, update.json()["errorMessages"]) == (
+        403,
+        ["User 'ldap.user' belongs to a read-only directory and cannot be updated."],
+    )
+    assert delete.status_code == 403 and sim.user("ldap.user") is not None
+    with pytest.raises(ValueError, match="400 or 403"):
+        JiraSim(read_only_status=401)
+
+
 def test_delete_user(sim: JiraSim, jira: Jira) -> None:
     sim.add_user("amara.k", "a@example.test", "Amara K", groups=("jira-software-users",))
     assert jira("DELETE", "/user", params={"username": "amara.k"}).status_code == 204
@@ -344,9 +360,40 @@ def test_user_search_truncates_before_start_at(version: str, cap: int) -> None:
         assert len(search()) == 50
         assert len(search(startAt=cap - 10, maxResults=50)) == 10
         assert search(startAt=cap) == []
-        everyone = sorted(["admin", *(f"user{i:04}" for i in range(1200))])
+        everyone = ["admin", *(f"user{i:04}" for i in range(1200))]  # in creation order
         assert [u["name"] for u in search(maxResults=5000)] == everyone[:cap]  # maxResults <= 1000
         assert jira("GET", "/user/search").status_code == 400
+
+
+def test_user_search_orders_by_creation_not_by_username(sim: JiraSim, jira: Jira) -> None:
+    # §1.7 documents no order; username order would put a short name first in every
+    # window and hide the users a connector misses when a window is cut.
+    for name in ("zoe", "Mike", "abe"):
+        sim.add_user(name, f"{name}@example.test", name.title())
+    found = jira("GET", "/user/search", params={"username": "."}).json()
+    assert [u["name"] for u in found] == ["admin", "zoe", "Mike", "abe"]
+
+
+@pytest.mark.parametrize(("version", "count"), [("10.1.0", 150), ("9.12.2", 1100)])
+def test_a_cut_window_can_hide_a_user_whose_username_equals_the_query(version: str, count: int) -> None:
+    # The miss a connector must handle (§1.7, §7): "jo" is created last, so the cut window
+    # of "jo" does not hold it, and no longer query finds it by username ("jo+" only by
+    # its email, and '+' is in no fixed alphabet): only GET /user?username=jo does.
+    sim = JiraSim(version)
+    for i in range(count):
+        sim.add_user(f"jo{i:04}", f"jo{i:04}@x.test", f"Jo {i}")
+    sim.add_user("jo", "jo+jira@x.test", "Jo")
+    with serve(sim) as jira:
+
+        def names(text: str) -> list[str]:
+            answer = jira("GET", "/user/search", params={"username": text, "maxResults": 1000})
+            return [u["name"] for u in answer.json()]
+
+        window = names("jo")
+        assert len(window) == (100 if version.startswith("10.") else 1000) and "jo" not in window
+        assert all("jo" not in names("jo" + c) for c in "abcdefghijklmnopqrstuvwxyz0123456789._-@")
+        assert names("jo+") == ["jo"]
+        assert jira("GET", "/user", params={"username": "jo"}).json()["emailAddress"] == "jo+jira@x.test"
 
 
 def test_user_search_matching_and_activity_filters(sim: JiraSim, jira: Jira) -> None:

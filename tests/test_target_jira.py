@@ -23,9 +23,11 @@ from scimsync.errors import (
     NotManageableError,
     ResponseError,
 )
-from scimsync.http import BasicAuth, BearerAuth, HttpClient, HttpSettings
+from scimsync.http import Auth, BasicAuth, BearerAuth, HttpClient, HttpSettings
 from scimsync.models import Account
 from scimsync.secrets import Secret
+from scimsync.sim.jira import JiraSim
+from scimsync.sim.server import SimServer
 from scimsync.targets import TARGET_TYPES, auth_from, build_target, implemented_target_types
 from scimsync.targets.jira import BASIC_AUTH_HINT, JiraTarget, parse_error
 
@@ -48,11 +50,14 @@ def rsps() -> Iterator[responses.RequestsMock]:
         yield mock
 
 
-def make_target(concurrency: int = 4) -> JiraTarget:
+PAT = BearerAuth(Secret("pat-0123456789"))
+
+
+def make_target(concurrency: int = 4, *, auth: Auth = PAT, url: str = BASE) -> JiraTarget:
     client = HttpClient(
         "jira",
-        BASE,
-        auth=BearerAuth(Secret("pat-0123456789")),
+        url,
+        auth=auth,
         settings=HttpSettings(retries=2, concurrency=concurrency),
         error_parser=parse_error,
         sleep=lambda _: None,
@@ -87,24 +92,64 @@ def query(request: requests.PreparedRequest) -> dict[str, str]:
 
 
 def calls_to(rsps: responses.RequestsMock, path: str) -> list[dict[str, str]]:
-    return [query(c.request) for c in rsps.calls if urlsplit(c.request.url or "").path.endswith(path)]
+    full = urlsplit(API + path).path
+    return [query(c.request) for c in rsps.calls if urlsplit(c.request.url or "").path == full]
 
 
 def search_server(users: list[dict[str, Any]], cap: int) -> Callback:
-    """Answer /user/search like Jira: prefix match, then cut at the first ``cap`` matches (§1.7)."""
+    """Answer /user/search like Jira: prefix match in no particular order, cut at ``cap`` (§1.7).
+
+    The users come back in list order (creation order, say), never sorted by username.
+    """
 
     def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         q = query(request)
         assert (q["includeActive"], q["includeInactive"]) == ("true", "true")
         text, start, size = q["username"].lower(), int(q["startAt"]), int(q["maxResults"])
-        found = [
-            u
-            for u in users
-            if text == "." or u["name"].startswith(text) or u["emailAddress"].startswith(text)
-        ]
+        found = [u for u in users if text == "." or any(w.startswith(text) for w in words(u))]
         return 200, {}, json.dumps(found[:cap][start : start + size])
 
     return answer
+
+
+def words(user: dict[str, Any]) -> list[str]:
+    """Return what /user/search matches a prefix against: username, email, display-name words."""
+    return [user["name"].lower(), user["emailAddress"].lower(), *user["displayName"].lower().split()]
+
+
+def user_server(users: list[dict[str, Any]]) -> Callback:
+    """Answer GET /user?username= like Jira: the exact (case-insensitive) username, else 404 (§1.4)."""
+
+    def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        name = query(request)["username"].lower()
+        found = [u for u in users if u["name"].lower() == name]
+        if not found:
+            return 404, {}, json.dumps(jira_error(f"The user named '{name}' does not exist"))
+        return 200, {}, json.dumps(found[0])
+
+    return answer
+
+
+def roles(rsps: responses.RequestsMock, *groups: str) -> None:
+    """Answer /applicationrole with one role granted through ``groups`` (§1.9)."""
+    role = {"key": "jira-software", "name": "Jira Software", "groups": list(groups), "defaultGroups": []}
+    rsps.get(f"{API}/applicationrole", json=[role, {"key": "jira-core", "groups": [], "defaultGroups": []}])
+
+
+def searchable(
+    rsps: responses.RequestsMock,
+    version: str,
+    users: list[dict[str, Any]],
+    *,
+    cap: int,
+    groups: dict[str, list[dict[str, Any]]] | None = None,
+) -> None:
+    """Serve a Jira <= 10.2: serverInfo, roles over ``groups``, members, search and exact lookups."""
+    server_info(rsps, version)
+    roles(rsps, *(groups or {}))
+    rsps.add_callback(responses.GET, f"{API}/group/member", callback=member_server(groups or {}))
+    rsps.add_callback(responses.GET, f"{API}/user/search", callback=search_server(users, cap))
+    rsps.add_callback(responses.GET, f"{API}/user", callback=user_server(users))
 
 
 def member_server(
@@ -149,12 +194,14 @@ def test_capabilities_follow_the_version_and_read_server_info_once(rsps: respons
 
 def test_no_deactivation_before_8_3_and_version_string_fallback(rsps: responses.RequestsMock) -> None:
     rsps.get(f"{API}/serverInfo", json={"version": "8.2.4", "baseUrl": BASE})
-    caps = make_target().capabilities()
+    caps = make_target(auth=BasicAuth("bot", Secret("password-value"))).capabilities()
     assert not caps.deactivate
     assert caps.reason == "Jira 8.2.4"
 
 
-def test_check_proves_the_credentials_with_myself(rsps: responses.RequestsMock) -> None:
+def test_check_reads_the_version_then_proves_the_credentials_with_myself(
+    rsps: responses.RequestsMock,
+) -> None:
     rsps.get(
         f"{API}/myself",
         json=bean("admin"),
@@ -162,9 +209,39 @@ def test_check_proves_the_credentials_with_myself(rsps: responses.RequestsMock) 
     )
     server_info(rsps, "10.3.1")
     assert make_target().check() == "Jira 10.3.1, signed in as admin"
+    assert [urlsplit(c.request.url or "").path for c in rsps.calls] == [
+        "/jira/rest/api/2/serverInfo",
+        "/jira/rest/api/2/myself",
+    ]
+
+
+@pytest.mark.parametrize("version", ["8.13.2", "8.5.0"])
+def test_a_token_on_jira_before_8_14_fails_with_a_hint(rsps: responses.RequestsMock, version: str) -> None:
+    # §1.1: no personal access tokens before 8.14; the Bearer header is ignored there, so
+    # /myself would only say "not authenticated".
+    server_info(rsps, version)
+    rsps.get(f"{API}/myself", status=401, body="")
+    target = make_target()
+    for call in (target.check, target.capabilities, lambda: target.read([])):
+        with pytest.raises(AuthError) as err:
+            call()
+        assert str(err.value) == (
+            f"jira: Jira {version} has no personal access tokens (8.14+); use username + password"
+        )
+    assert not calls_to(rsps, "/myself")
+
+
+def test_basic_auth_on_jira_before_8_14_is_fine(rsps: responses.RequestsMock) -> None:
+    server_info(rsps, "8.13.2")
+    rsps.get(f"{API}/myself", json=bean("bot"))
+    assert (
+        make_target(auth=BasicAuth("bot", Secret("password-value"))).check()
+        == "Jira 8.13.2, signed in as bot"
+    )
 
 
 def test_401_is_an_auth_error(rsps: responses.RequestsMock) -> None:
+    server_info(rsps, "10.3.1")
     rsps.get(f"{API}/myself", status=401, body="")
     with pytest.raises(AuthError) as err:
         make_target().check()
@@ -172,6 +249,7 @@ def test_401_is_an_auth_error(rsps: responses.RequestsMock) -> None:
 
 
 def test_403_basic_auth_disabled_gives_the_pat_hint(rsps: responses.RequestsMock) -> None:
+    server_info(rsps, "10.3.1")
     rsps.get(
         f"{API}/myself",
         status=403,
@@ -224,23 +302,58 @@ def test_read_on_10_3_uses_the_user_list_cursor_and_never_search(rsps: responses
     assert ("jira: groups", 3, 3) in seen
 
 
-def test_read_falls_back_to_search_when_user_list_is_missing(rsps: responses.RequestsMock) -> None:
-    server_info(rsps, "10.3.0")
+def test_read_falls_back_to_the_access_groups_and_search_when_user_list_is_missing(
+    rsps: responses.RequestsMock,
+) -> None:
+    searchable(rsps, "10.3.0", [bean("amara.k")], cap=100, groups={"jira-software-users": [bean("bo")]})
     rsps.get(f"{API}/user/list", status=404, json=jira_error("null for uri"))
-    rsps.add_callback(responses.GET, f"{API}/user/search", callback=search_server([bean("amara.k")], cap=100))
     directory = make_target().read([])
-    assert [a.username for a in directory.accounts] == ["amara.k"]
+    assert sorted(a.username for a in directory.accounts) == ["amara.k", "bo"]
     assert calls_to(rsps, "/user/search")[0]["maxResults"] == "100"
+
+
+def test_read_before_10_3_walks_every_access_group_with_the_managed_ones(
+    rsps: responses.RequestsMock,
+) -> None:
+    # §7: members of every group that grants product access, read in the same parallel
+    # batch as the managed groups; the search only supplements them.
+    members = [bean(f"m{i:03d}") for i in range(120)]
+    groups = {
+        "jira-software-users": members,
+        "jira-administrators": [bean("admin")],
+        "jira-devs": [bean("m001")],
+    }
+    searchable(rsps, "10.2.0", [bean("loner")], cap=100, groups=groups)
+
+    directory = make_target().read(["Jira-Devs", "scimsync-managed"])
+
+    by_name = {a.username: a for a in directory.accounts}
+    assert set(by_name) == {"loner", "admin", *(m["name"] for m in members)}
+    assert by_name["m001"].groups == {"Jira-Devs"}  # only managed groups give memberships
+    assert by_name["m002"].groups == frozenset() and by_name["admin"].groups == frozenset()
+    assert directory.groups == {"Jira-Devs"}  # scimsync-managed answered 404
+    pages = [(q["groupname"], q["startAt"]) for q in calls_to(rsps, "/group/member")]
+    assert sorted(pages) == sorted(
+        [("jira-software-users", s) for s in ("0", "50", "100")]
+        + [("jira-administrators", "0"), ("Jira-Devs", "0"), ("scimsync-managed", "0")]
+    )
+    assert len(calls_to(rsps, "/applicationrole")) == 1
+
+
+def test_read_on_10_3_walks_no_access_group(rsps: responses.RequestsMock) -> None:
+    server_info(rsps, "10.3.1")
+    rsps.get(f"{API}/user/list", json={"isLast": True, "values": [bean("a")]})
+    assert [a.username for a in make_target().read([]).accounts] == ["a"]
+    assert not calls_to(rsps, "/applicationrole") and not calls_to(rsps, "/group/member")
 
 
 def test_read_on_9_12_shards_a_full_1000_window_and_finds_users_past_the_cap(
     rsps: responses.RequestsMock,
 ) -> None:
-    server_info(rsps, "9.12.2")
     users = [bean(f"s.{i:04d}") for i in range(1200)] + [
         bean(f"{c}user{i}") for c in "abz09_" for i in range(60)
     ]
-    rsps.add_callback(responses.GET, f"{API}/user/search", callback=search_server(users, cap=1000))
+    searchable(rsps, "9.12.2", users, cap=1000)
 
     directory = make_target().read([])
 
@@ -248,16 +361,21 @@ def test_read_on_9_12_shards_a_full_1000_window_and_finds_users_past_the_cap(
     assert len({a.id for a in directory.accounts}) == len(users)  # deduplicated by key
     searches = calls_to(rsps, "/user/search")
     assert not calls_to(rsps, "/user/list")
-    assert {q["maxResults"] for q in searches} == {"1000"}
-    texts = {q["username"] for q in searches}
-    assert {".", "s", "s.", "s.0", "s.00"} <= texts  # each full shard narrowed again
+    assert {(q["startAt"], q["maxResults"]) for q in searches} == {("0", "1000")}  # one request each
+    texts = [q["username"] for q in searches]
+    assert len(texts) == len(set(texts))
+    assert {".", "s", "s.", "s.0", "s.00"} <= set(texts)  # each full shard narrowed again
     assert "a0" not in texts  # a shard under the window is not narrowed
+    # Every cut query but "." is also looked up as an exact username (§1.4), and no other.
+    exact = [q["username"] for q in calls_to(rsps, "/user")]
+    matches = {t: [u for u in users if t == "." or any(w.startswith(t) for w in words(u))] for t in texts}
+    cut = {t for t, found in matches.items() if min(len(found), 1000) in (100, 1000)}
+    assert sorted(exact) == sorted(cut - {"."}) and {"s", "s.", "s.0", "s.00"} <= set(exact)
 
 
 def test_read_on_10_0_shards_the_100_window(rsps: responses.RequestsMock) -> None:
-    server_info(rsps, "10.0.1")
     users = [bean(f"u{i:03d}", active=i % 7 != 0) for i in range(250)]
-    rsps.add_callback(responses.GET, f"{API}/user/search", callback=search_server(users, cap=100))
+    searchable(rsps, "10.0.1", users, cap=100)
 
     directory = make_target().read([])
 
@@ -266,8 +384,32 @@ def test_read_on_10_0_shards_the_100_window(rsps: responses.RequestsMock) -> Non
     assert {q["maxResults"] for q in calls_to(rsps, "/user/search")} == {"100"}
 
 
+@pytest.mark.parametrize(("version", "cap", "count"), [("10.1.0", 100, 150), ("9.12.2", 1000, 1100)])
+def test_a_cut_search_reaches_a_username_equal_to_it_and_characters_outside_the_alphabet(
+    rsps: responses.RequestsMock, version: str, cap: int, count: int
+) -> None:
+    # Users in no group, found only by searching. "jo" equals the cut query "jo", so no
+    # narrower query matches it by username, and its email's '+' is outside the default
+    # alphabet; "jo'donnell" sorts after the window and needs the "'" seen in "jo'connor".
+    users = [
+        bean("jo'connor"),
+        *(bean(f"jo{i:04d}") for i in range(count)),
+        {**bean("jo", key="K-jo"), "emailAddress": "jo+jira@x.test", "displayName": "Jo"},
+        {**bean("jo'donnell"), "displayName": "Jo"},
+    ]
+    searchable(rsps, version, users, cap=cap)
+
+    directory = make_target().read([])
+
+    assert sorted(a.username for a in directory.accounts) == sorted(u["name"] for u in users)
+    texts = {q["username"] for q in calls_to(rsps, "/user/search")}
+    assert {"jo", "jo'"} <= texts  # "'" was seen at position 2 in the window of "jo"
+    assert "jo" in {q["username"] for q in calls_to(rsps, "/user")}  # the exact lookup
+
+
 def test_search_that_ignores_its_query_is_refused_not_sharded_forever(rsps: responses.RequestsMock) -> None:
     server_info(rsps, "9.4.0")
+    roles(rsps)
     same = json.dumps([bean(f"x{i}") for i in range(1000)])
     rsps.add_callback(
         responses.GET,
@@ -277,6 +419,20 @@ def test_search_that_ignores_its_query_is_refused_not_sharded_forever(rsps: resp
     with pytest.raises(ResponseError, match="ignored"):
         make_target().read([])
     assert len(calls_to(rsps, "/user/search")) < 200
+
+
+@pytest.mark.parametrize(("version", "count"), [("10.1.0", 150), ("9.12.2", 1100)])
+def test_read_against_the_simulator_finds_a_user_hidden_behind_a_cut_window(version: str, count: int) -> None:
+    sim = JiraSim(version)
+    for i in range(count):
+        sim.add_user(f"jo{i:04d}", f"jo{i:04d}@x.test", f"Jo {i}")
+    sim.add_user("jo", "jo+jira@x.test", "Jo")  # in no group: only the search can find it
+    with SimServer(sim.app) as server:
+        target = make_target(url=server.url, auth=BearerAuth(Secret("sim-jira-token")))
+        directory = target.read(["jira-software-users"])
+        target.close()
+    assert {a.username for a in directory.accounts} == {"admin", "jo", *(f"jo{i:04d}" for i in range(count))}
+    assert sim.log.count("GET", "/rest/api/2/applicationrole") == 1
 
 
 def test_group_members_page_by_50_and_unseen_members_are_added(rsps: responses.RequestsMock) -> None:
@@ -328,6 +484,17 @@ def test_get_account_has_all_its_groups(rsps: responses.RequestsMock) -> None:
     account = make_target().get_account("amara.k")
     assert account is not None
     assert (account.id, account.groups) == ("JIRAUSER10412", frozenset({"jira-devs", "Other"}))
+
+
+@pytest.mark.parametrize("size", [3, 1, None, "2", True])
+def test_get_account_with_a_cut_group_expansion_is_a_response_error(
+    rsps: responses.RequestsMock, size: object
+) -> None:
+    # A cut expansion would make a saved plan's re-check take memberships for gone.
+    groups = {"size": size, "items": [{"name": "jira-devs"}, {"name": "Other"}]}
+    rsps.get(f"{API}/user", json={**bean("amara.k"), "groups": groups})
+    with pytest.raises(ResponseError, match=r"lists 2 of .* groups"):
+        make_target().get_account("amara.k")
 
 
 def test_get_account_404_is_none(rsps: responses.RequestsMock) -> None:
@@ -432,85 +599,224 @@ def test_delete_user_uses_the_key(rsps: responses.RequestsMock) -> None:
     assert len(rsps.calls) == 1
 
 
-@pytest.mark.parametrize(
-    ("method", "write"),
-    [
-        ("PUT", lambda t: t.set_active(AMARA, False)),
-        ("PUT", lambda t: t.update_user(AMARA, {"email": "x@y.test"})),
-        ("DELETE", lambda t: t.delete_user(AMARA)),
-    ],
-)
-def test_read_only_directory_is_not_manageable(
-    rsps: responses.RequestsMock, method: str, write: Callable[[JiraTarget], None]
+def test_delete_user_already_gone_is_done(rsps: responses.RequestsMock) -> None:
+    # §6: deleting a missing user answers 404, and a missing user is what delete wants.
+    gone = jira_error("The user with the key 'JIRAUSER10412' does not exist")
+    rsps.delete(f"{API}/user", status=404, json=gone)
+    make_target().delete_user(AMARA)
+    assert len(rsps.calls) == 1
+
+
+def test_delete_user_404_from_something_else_than_jira_is_a_response_error(
+    rsps: responses.RequestsMock,
 ) -> None:
-    rsps.add(
-        method,
-        f"{API}/user",
-        status=400,
-        json=jira_error("Cannot edit user, the user directory is read-only."),
-    )
+    rsps.delete(f"{API}/user", status=404, body="<html>Not Found</html>", content_type="text/html")
+    with pytest.raises(ResponseError):
+        make_target().delete_user(AMARA)
+
+
+READ_ONLY = "Cannot edit user, the user directory is read-only."
+USER_WRITES = [
+    ("PUT", lambda t: t.set_active(AMARA, False)),
+    ("PUT", lambda t: t.update_user(AMARA, {"email": "x@y.test"})),
+    ("DELETE", lambda t: t.delete_user(AMARA)),
+    ("POST", lambda t: t.create_user("amara.k", "amara.k@example.test", "Amara K")),
+]
+
+
+@pytest.mark.parametrize("status", [400, 403])
+@pytest.mark.parametrize(("method", "write"), USER_WRITES)
+def test_read_only_directory_is_not_manageable(
+    rsps: responses.RequestsMock, method: str, write: Callable[[JiraTarget], None], status: int
+) -> None:
+    # §1.5 step 3: refused with a 400 or, per object, a 403; both are classified alike.
+    rsps.add(method, f"{API}/user", status=status, json=jira_error(READ_ONLY))
     with pytest.raises(NotManageableError) as err:
         write(make_target())
-    assert (err.value.system, err.value.obj) == ("jira", "user amara.k")
+    assert (err.value.system, err.value.obj, err.value.status) == ("jira", "user amara.k", status)
 
 
-def test_create_group_and_already_exists_is_success(rsps: responses.RequestsMock) -> None:
+@pytest.mark.parametrize(("method", "write"), USER_WRITES)
+def test_a_per_object_403_is_a_failure_of_that_write_not_an_auth_error(
+    rsps: responses.RequestsMock, method: str, write: Callable[[JiraTarget], None]
+) -> None:
+    # §1.5 step 4: a Jira administrator who is no system administrator editing a sysadmin.
+    refusal = jira_error("You do not have the permission to edit a system administrator.")
+    rsps.add(method, f"{API}/user", status=403, json=refusal)
+    with pytest.raises(ConnectorError) as err:
+        write(make_target())
+    assert type(err.value) is ConnectorError
+    assert err.value.cause == (
+        "HTTP 403 Forbidden: You do not have the permission to edit a system administrator."
+    )
+
+
+@pytest.mark.parametrize(("method", "write"), USER_WRITES)
+def test_a_basic_auth_disabled_403_on_a_write_stays_an_auth_error(
+    rsps: responses.RequestsMock, method: str, write: Callable[[JiraTarget], None]
+) -> None:
+    rsps.add(method, f"{API}/user", status=403, json={"message": "Basic Authentication has been disabled."})
+    with pytest.raises(AuthError) as err:
+        write(make_target())
+    assert err.value.status == 403 and BASIC_AUTH_HINT in err.value.cause
+
+
+def test_read_only_403_from_the_simulator_is_not_manageable() -> None:
+    sim = JiraSim("10.3.1", read_only_status=403)
+    key = sim.add_user("ldap.user", "l@example.test", "LDAP User", read_only=True)
+    account = Account(id=key, username="ldap.user", email="l@example.test", display_name="LDAP User")
+    with SimServer(sim.app) as server:
+        target = make_target(url=server.url, auth=BearerAuth(Secret("sim-jira-token")))
+        for write in (lambda: target.set_active(account, False), lambda: target.delete_user(account)):
+            with pytest.raises(NotManageableError) as err:
+                write()
+            assert err.value.status == 403 and "read-only directory" in err.value.cause
+        target.close()
+
+
+def test_create_group_that_exists_is_success_whatever_the_language(rsps: responses.RequestsMock) -> None:
     match = [matchers.json_params_matcher({"name": "jira-devs"}, strict_match=True)]
     rsps.post(f"{API}/group", status=201, json={"name": "jira-devs"}, match=match)
-    rsps.post(
-        f"{API}/group",
-        status=400,
-        json=jira_error("A group or user with this name already exists."),
-        match=match,
-    )
+    exists = jira_error(groupName="Eine Gruppe oder ein Benutzer mit diesem Namen existiert bereits.")
+    rsps.post(f"{API}/group", status=400, json=exists, match=match)
+    rsps.get(f"{API}/group/member", json={"isLast": True, "total": 0, "values": []})
     target = make_target()
     target.create_group("jira-devs")
     target.create_group("jira-devs")
-    assert len(rsps.calls) == 2
+    assert len(calls_to(rsps, "/group")) == 2 and len(calls_to(rsps, "/group/member")) == 1
 
 
-def test_add_member_and_already_a_member_is_success(rsps: responses.RequestsMock) -> None:
+def test_create_group_refused_and_missing_fails(rsps: responses.RequestsMock) -> None:
+    rsps.post(f"{API}/group", status=400, json=jira_error(groupName="Nom de groupe invalide."))
+    rsps.get(f"{API}/group/member", status=404, json=jira_error("Le groupe n'existe pas."))
+    with pytest.raises(ConnectorError) as err:
+        make_target().create_group("jira-devs")
+    assert err.value.cause == "HTTP 400 Bad Request: groupName: Nom de groupe invalide."
+
+
+def member_groups(rsps: responses.RequestsMock, *groups: str, status: int = 200) -> None:
+    """Answer the re-read of AMARA's groups, by her key (§1.2: expand=groups)."""
+    items = [{"name": g, "self": f"{API}/group?groupname={g}"} for g in groups]
+    body = {**bean("amara.k", key=AMARA.id), "groups": {"size": len(items), "items": items}}
+    rsps.get(
+        f"{API}/user",
+        status=status,
+        json=body if status == 200 else jira_error("no such user"),
+        match=[matchers.query_param_matcher({"key": AMARA.id, "expand": "groups"})],
+    )
+
+
+def test_add_member_sends_the_username(rsps: responses.RequestsMock) -> None:
     match = [
         matchers.query_param_matcher({"groupname": "jira-devs"}),
         matchers.json_params_matcher({"name": "amara.k"}, strict_match=True),
     ]
     rsps.post(f"{API}/group/user", status=201, json={"name": "jira-devs"}, match=match)
-    already = jira_error("Cannot add user 'amara.k', user is already a member of 'jira-devs'")
-    rsps.post(f"{API}/group/user", status=400, json=already, match=match)
-    target = make_target()
-    target.add_member(AMARA, "jira-devs")
-    target.add_member(AMARA, "jira-devs")
-    assert len(rsps.calls) == 2
+    make_target().add_member(AMARA, "jira-devs")
+    assert len(rsps.calls) == 1
 
 
-def test_add_member_other_400_fails_with_the_membership_named(rsps: responses.RequestsMock) -> None:
-    rsps.post(f"{API}/group/user", status=400, json=jira_error("Cannot add user. 'amara.k' does not exist"))
+@pytest.mark.parametrize("status", [400, 403, 404])
+def test_add_member_refused_but_a_member_now_is_done_whatever_the_language(
+    rsps: responses.RequestsMock, status: int
+) -> None:
+    # §1.8: "already a member" is a 400 that Jira words in the caller's language.
+    already = jira_error("Impossible d'ajouter l'utilisateur 'amara.k' : il est déjà membre de 'jira-devs'")
+    rsps.post(f"{API}/group/user", status=status, json=already)
+    member_groups(rsps, "Jira-Devs", "other")
+    make_target().add_member(AMARA, "jira-devs")
+    assert len(calls_to(rsps, "/user")) == 1
+
+
+@pytest.mark.parametrize(("status", "kind"), [(400, ConnectorError), (404, NotFoundError)])
+def test_add_member_refused_and_not_a_member_fails_with_jiras_message(
+    rsps: responses.RequestsMock, status: int, kind: type[ConnectorError]
+) -> None:
+    rsps.post(f"{API}/group/user", status=status, json=jira_error("Benutzer 'amara.k' existiert nicht"))
+    member_groups(rsps, "other")
     with pytest.raises(ConnectorError) as err:
         make_target().add_member(AMARA, "jira-devs")
-    assert not isinstance(err.value, NotManageableError)
+    assert type(err.value) is kind
     assert err.value.obj == "membership amara.k in jira-devs"
-    assert "does not exist" in err.value.cause
+    assert err.value.cause.endswith(": Benutzer 'amara.k' existiert nicht")
 
 
-@pytest.mark.parametrize("status", [400, 404])
-def test_remove_member_and_not_a_member_is_not_manageable(rsps: responses.RequestsMock, status: int) -> None:
+def test_add_member_re_reads_by_username_when_there_is_no_key(rsps: responses.RequestsMock) -> None:
+    rsps.post(f"{API}/group/user", status=400, json=jira_error("déjà membre"))
+    body = {**bean("amara.k"), "groups": {"size": 1, "items": [{"name": "jira-devs"}]}}
+    rsps.get(
+        f"{API}/user",
+        json=body,
+        match=[matchers.query_param_matcher({"username": "amara.k", "expand": "groups"})],
+    )
+    make_target().add_member(Account(id="", username="amara.k", email=None, display_name=""), "jira-devs")
+
+
+def test_remove_member_sends_the_username(rsps: responses.RequestsMock) -> None:
     match = [matchers.query_param_matcher({"groupname": "jira-devs", "username": "amara.k"})]
     rsps.delete(f"{API}/group/user", status=200, match=match)
+    make_target().remove_member(AMARA, "jira-devs")
+    assert len(rsps.calls) == 1
+
+
+@pytest.mark.parametrize("status", [400, 403, 404])
+def test_remove_member_refused_and_no_longer_a_member_is_done(
+    rsps: responses.RequestsMock, status: int
+) -> None:
+    # Not a member, removed meanwhile, or the group is gone: whatever Jira's words, the
+    # re-read user's groups decide.
+    rsps.delete(f"{API}/group/user", status=status, json=jira_error("Benutzer ist kein Mitglied der Gruppe."))
+    member_groups(rsps, "other")
+    make_target().remove_member(AMARA, "jira-devs")
+
+
+def test_remove_member_of_a_user_that_is_gone_is_done(rsps: responses.RequestsMock) -> None:
+    rsps.delete(f"{API}/group/user", status=404, json=jira_error("L'utilisateur n'existe pas."))
+    member_groups(rsps, status=404)
+    make_target().remove_member(AMARA, "jira-devs")
+
+
+def test_remove_member_still_a_member_through_a_nested_group_fails(rsps: responses.RequestsMock) -> None:
+    # §1.8: a membership through a nested group cannot be removed over REST; the person
+    # keeps the access, so it is a failure, never "done" and never merely skipped.
     message = "Cannot remove user 'amara.k' from group 'jira-devs' since user is not a member of 'jira-devs'"
-    rsps.delete(f"{API}/group/user", status=status, json=jira_error(message), match=match)
-    target = make_target()
-    target.remove_member(AMARA, "jira-devs")
-    # A nested membership (§1.8) cannot be removed here: skipped with the reason, never "done".
-    with pytest.raises(NotManageableError, match="not a direct member of jira-devs"):
-        target.remove_member(AMARA, "jira-devs")
-    assert len(rsps.calls) == 2
+    rsps.delete(f"{API}/group/user", status=400, json=jira_error(message))
+    member_groups(rsps, "JIRA-DEVS", "contractors")
+    with pytest.raises(ConnectorError) as err:
+        make_target().remove_member(AMARA, "jira-devs")
+    assert type(err.value) is ConnectorError and err.value.status == 400
+    assert err.value.obj == "membership amara.k in jira-devs"
+    assert err.value.cause == (
+        "still a member of jira-devs through a nested group; remove the nesting in Jira "
+        f"(Jira answered HTTP 400 Bad Request: {message})"
+    )
 
 
-def test_remove_member_from_a_missing_group_is_not_found(rsps: responses.RequestsMock) -> None:
-    rsps.delete(f"{API}/group/user", status=404, json=jira_error("The group 'nope' does not exist."))
-    with pytest.raises(NotFoundError) as err:
-        make_target().remove_member(AMARA, "nope")
-    assert err.value.obj == "membership amara.k in nope"
+def test_remove_member_refused_as_read_only_and_still_a_member_is_not_manageable(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.delete(f"{API}/group/user", status=403, json=jira_error("The group directory is read-only."))
+    member_groups(rsps, "jira-devs")
+    with pytest.raises(NotManageableError):
+        make_target().remove_member(AMARA, "jira-devs")
+
+
+def test_nested_membership_against_the_simulator_fails_and_a_removed_one_is_done() -> None:
+    sim = JiraSim("10.3.1")
+    sim.add_user("dalia", "dalia@example.test", "Dalia H", groups=("jira-devs",))
+    sim.add_group("contractors", members=("dalia",), parent="jira-devs")
+    dalia = Account(id=sim.user("dalia")["key"], username="dalia", email=None, display_name="")  # type: ignore[index]
+    with SimServer(sim.app) as server:
+        target = make_target(url=server.url, auth=BearerAuth(Secret("sim-jira-token")))
+        target.remove_member(dalia, "jira-devs")  # the direct membership goes
+        with pytest.raises(ConnectorError, match="through a nested group"):
+            target.remove_member(dalia, "jira-devs")  # the nested one stays
+        target.remove_member(dalia, "contractors")
+        target.remove_member(dalia, "jira-devs")  # no membership left: done
+        target.add_member(dalia, "jira-devs")
+        target.add_member(dalia, "jira-devs")  # already a member: done
+        target.close()
+    assert sim.members("jira-devs", nested=True) == {"dalia"}
 
 
 def test_write_refused_with_an_html_body_is_a_response_error(rsps: responses.RequestsMock) -> None:

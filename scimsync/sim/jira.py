@@ -105,6 +105,7 @@ class JiraSim:
         token: str = "sim-jira-token",
         basic_auth_enabled: bool = True,
         rate_limit: tuple[int, float] | None = None,
+        read_only_status: int = 400,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.version = version
@@ -114,7 +115,10 @@ class JiraSim:
         if rate_limit is not None and self.version_info < (8, 6):
             raise ValueError("rate limiting needs Jira Data Center 8.6+ (§1.11)")
         self.basic_auth_enabled = basic_auth_enabled
+        if read_only_status not in (400, 403):
+            raise ValueError("a read-only directory refuses with 400 or 403 (§1.5, §1.10)")
         self.directory = JiraDirectory()
+        self.directory.read_only_status = read_only_status
         self.limiter = RateLimiter(rate_limit[0], rate_limit[1], clock) if rate_limit else None
         self._lock = threading.RLock()
         self._routes: dict[str, _Route] = {}

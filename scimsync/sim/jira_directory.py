@@ -59,6 +59,9 @@ class JiraDirectory:
         self.passwords: dict[str, str] = {}  # user key -> password
         self.tokens: dict[str, str] = {}  # personal access token -> user key
         self.autocomplete_limit = 20  # the jira.ajax.autocomplete.limit system property (§1.8)
+        # The status of a refused write to a read-only user: 400 over REST per §1.5 [U], but
+        # a strict Jira may answer 403 (§1.5 steps 3-5); a connector must handle both.
+        self.read_only_status = 400
         self._by_name: dict[str, str] = {}
         self._next_id = 10000
 
@@ -98,9 +101,14 @@ class JiraDirectory:
         for token in [t for t, k in self.tokens.items() if k == user.key]:
             del self.tokens[token]
 
-    def sorted_users(self) -> list[JiraUser]:
-        """Return every user ordered by username."""
-        return sorted(self.users.values(), key=lambda u: fold(u.name))
+    def users_by_creation(self) -> list[JiraUser]:
+        """Return every user in creation order (by key number), not by username.
+
+        Jira documents no order for /user/search (§1.7); creation order is as good a
+        stand-in as any, and unlike username order it does not hide a user that sorts
+        after a cut window's prefix.
+        """
+        return sorted(self.users.values(), key=lambda u: int(u.key.removeprefix("JIRAUSER")))
 
     # -- groups -------------------------------------------------------------
 

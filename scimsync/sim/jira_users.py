@@ -144,7 +144,8 @@ def update_user(ctx: Ctx) -> Response:
     body = ctx.json_body(fields)
     user = ctx.target_user()
     if user.read_only:  # §1.5 step 3, §1.12
-        raise JiraError(400, [f"User '{user.name}' belongs to a read-only directory and cannot be updated."])
+        message = f"User '{user.name}' belongs to a read-only directory and cannot be updated."
+        raise JiraError(ctx.directory.read_only_status, [message])
     name, email = _string(body, "name"), _string(body, "emailAddress")
     display_name, active = _string(body, "displayName"), _flag(body, "active")
     errors: dict[str, str] = {}
@@ -171,7 +172,8 @@ def delete_user(ctx: Ctx) -> Response:
     """DELETE /user: 204; read-only directory and yourself are refused (§1.6)."""
     user = ctx.target_user()
     if user.read_only:
-        raise JiraError(400, [f"User '{user.name}' belongs to a read-only directory and cannot be deleted."])
+        message = f"User '{user.name}' belongs to a read-only directory and cannot be deleted."
+        raise JiraError(ctx.directory.read_only_status, [message])
     if user is ctx.caller:
         raise JiraError(400, ["You cannot delete the currently logged in user."])
     ctx.directory.delete_user(user)
@@ -242,7 +244,7 @@ def search_users(ctx: Ctx) -> Response:
     query = fold(query)
     found = [
         u
-        for u in ctx.directory.sorted_users()
+        for u in ctx.directory.users_by_creation()  # an order of its own, not by username
         if (include_active if u.active else include_inactive) and _matches(u, query)
     ]
     # JRASERVER-65089 / JRASERVER-78660: the window is cut before startAt applies.

@@ -1,0 +1,254 @@
+"""Reads of a Jira Server / Data Center directory: users, group members, one account (reference §1, §7)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from scimsync.errors import NotFoundError, ResponseError
+from scimsync.http import HttpClient
+from scimsync.models import Account, TargetDirectory, key
+from scimsync.pagination import OffsetList, cursor_pages, read_offset_lists
+from scimsync.targets.base import Progress
+
+API = "/rest/api/2"
+USER_LIST_SINCE = (10, 3)  # §1.7: /user/list exists in 10.3 LTS and 11.0
+# §1.7, §8.3: /user/search cuts results at a window of 1000 (<= 9.x) or 100 (10.x); the
+# version where the window shrank is not pinned down, so a result of exactly either size
+# counts as cut.
+SEARCH_WINDOWS = (100, 1000)
+# The default narrowing alphabet of a cut search; characters seen in the cut window are
+# added to it (a '+' in an email, an 'é' or an apostrophe in a name).
+SHARD_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-@"
+MEMBER_PAGE = 50  # §1.8: group/member answers at most 50 per page
+
+
+def garbage(system: str, endpoint: str, what: str) -> ResponseError:
+    """Return the error for a response that is not what the API documents."""
+    return ResponseError(system, endpoint, f"unexpected response: {what}")
+
+
+def server_version(body: dict[str, Any]) -> tuple[int, ...] | None:
+    """Parse serverInfo's ``versionNumbers``, falling back to the ``version`` string."""
+    numbers = body.get("versionNumbers")
+    if isinstance(numbers, list) and numbers and all(type(n) is int for n in numbers):
+        return tuple(numbers)
+    match = re.match(r"\d+(?:\.\d+)*", str(body.get("version") or ""))
+    return tuple(int(p) for p in match.group().split(".")) if match else None
+
+
+def to_account(system: str, bean: Any, endpoint: str, groups: frozenset[str] = frozenset()) -> Account:
+    """Map a user bean (§1.2) to an Account."""
+    if not isinstance(bean, dict) or not all(
+        isinstance(bean.get(f), str) and bean[f] for f in ("key", "name")
+    ):
+        raise garbage(system, endpoint, "a user without 'key' and 'name'")
+    email, display, active = bean.get("emailAddress"), bean.get("displayName"), bean.get("active", True)
+    if not isinstance(active, bool):
+        raise garbage(system, endpoint, f"user {bean['name']} has a non-boolean 'active'")
+    return Account(
+        id=bean["key"],
+        username=bean["name"],
+        email=email if isinstance(email, str) else None,
+        display_name=display if isinstance(display, str) else "",
+        active=active,
+        groups=groups,
+    )
+
+
+def narrower(query: str, found: Iterable[Account]) -> list[str]:
+    """Return the queries that split a cut /user/search result for ``query`` (§1.7 item 2).
+
+    The default alphabet, plus every character that follows the query in a username,
+    an email or a display-name word of the cut window: real ordering is unspecified, so
+    the alphabet alone cannot promise to reach a '+' or an 'é' right after the prefix.
+    """
+    prefix = "" if query == "." else query  # "." matches everyone (§1.7)
+    chars = set(SHARD_CHARS)
+    for account in found:
+        for text in (account.username, account.email or "", *account.display_name.split()):
+            text = text.lower()
+            if len(text) > len(prefix) and text.startswith(prefix):
+                chars.add(text[len(prefix)])
+    # "." alone is the match-everyone query, not a narrower one. Whitespace stays out: a
+    # trimmed query [U] would only repeat its parent (display-name words hold none anyway).
+    chars = {c for c in chars if not c.isspace() and (prefix or c != ".")}
+    return [prefix + c for c in sorted(chars)]
+
+
+def is_cut(found: list[Account], window: int) -> bool:
+    """Tell whether a /user/search result may have been cut at the window (§1.7)."""
+    return len(found) >= window or len(found) in SEARCH_WINDOWS
+
+
+class JiraReader:
+    """The read side of ``JiraTarget``: enumerates users and reads group members."""
+
+    def __init__(self, system: str, client: HttpClient) -> None:
+        self.system = system
+        self._client = client
+
+    def directory(
+        self, managed_groups: Iterable[str], version: tuple[int, ...], progress: Progress
+    ) -> TargetDirectory:
+        """Read every user, and the members of each managed group (§7)."""
+        managed: dict[str, str] = {}
+        for group in managed_groups:
+            managed.setdefault(key(group), group)  # keep the configured spelling
+        users: dict[str, Account] = {}
+        listed = version >= USER_LIST_SINCE and self._list_users(users, progress)
+        # §7, Jira <= 10.2: walk every product-access group, then supplement with a sharded
+        # search for the users in no group at all.
+        walked = {} if listed else {key(g): g for g in self._access_groups()}
+        walked.update(managed)
+        found = dict(zip(walked, self._members(list(walked.values())), strict=True))
+        memberships: dict[str, set[str]] = {}
+        existing: set[str] = set()
+        for group_key, members in found.items():
+            for account in members or ():
+                users.setdefault(account.id, account)  # §1.7 item 3: members the user walk missed
+            if group_key in managed and members is not None:  # None: the group does not exist
+                existing.add(managed[group_key])
+                for account in members:
+                    memberships.setdefault(account.id, set()).add(managed[group_key])
+        progress(f"{self.system}: groups", len(walked), len(walked))
+        if not listed:
+            self._search_users(users, progress, window=1000 if version < (10,) else 100)
+        accounts = tuple(
+            dataclasses.replace(a, groups=frozenset(memberships.get(a.id, ()))) for a in users.values()
+        )
+        return TargetDirectory(accounts=accounts, groups=frozenset(existing))
+
+    def _list_users(self, users: dict[str, Account], progress: Progress) -> bool:
+        """Walk the /user/list cursor (§1.7 item 1); False when this Jira has no such route."""
+        path, started = f"{API}/user/list", False
+        try:
+            for page in cursor_pages(self._client, path, params={"maxResults": 2000}):
+                started = True
+                for bean in page:
+                    account = to_account(self.system, bean, f"GET {path}")
+                    users.setdefault(account.id, account)
+                progress(f"{self.system}: users", len(users), None)
+        except NotFoundError:
+            # §1.7: /user/list never 404s on a bad cursor, so only a first-page 404 means
+            # an early 10.3.x without the route.
+            if started:
+                raise
+            return False
+        return True
+
+    def _access_groups(self) -> list[str]:
+        """Return the groups that grant product access: every role's ``groups`` (§1.9)."""
+        path = f"{API}/applicationrole"
+        roles = self._client.get_json(path)
+        if not isinstance(roles, list) or not all(
+            isinstance(r, dict)
+            and isinstance(r.get("groups"), list)
+            and all(isinstance(g, str) for g in r["groups"])
+            for r in roles
+        ):
+            raise garbage(self.system, f"GET {path}", "expected a list of roles with 'groups'")
+        return [g for role in roles for g in role["groups"]]
+
+    def _search_users(self, users: dict[str, Account], progress: Progress, *, window: int) -> None:
+        """Enumerate users with /user/search, narrowing every query whose result was cut (§1.7 item 2)."""
+        level: dict[str, tuple[str, int | None]] = {".": ("", None)}  # query -> (parent, its result's hash)
+        exact: list[str] = []  # cut queries, which may equal a username no narrower query reaches
+        while level or exact:
+            queries = list(level)
+            jobs = [(q, True) for q in queries] + [(q, False) for q in exact]
+            answers = self._client.map_parallel(
+                lambda job: self._search(job[0], window) if job[1] else self._exact(job[0]), jobs
+            )
+            for found in answers:
+                for account in found:
+                    users.setdefault(account.id, account)  # shards overlap: dedupe by key
+            fanout = Counter(parent for parent, _ in level.values())
+            echoes: Counter[str] = Counter()
+            children: dict[str, tuple[str, int | None]] = {}
+            cut: list[str] = []
+            for query, found in zip(queries, answers[: len(queries)], strict=True):
+                digest = hash(tuple(sorted(a.id for a in found)))
+                parent, parent_digest = level[query]
+                echoes[parent] += digest == parent_digest
+                if is_cut(found, window):
+                    cut.append(query)
+                    children.update((shard, (query, digest)) for shard in narrower(query, found))
+            if any(n == fanout[parent] for parent, n in echoes.items()):
+                # Every narrower query gave the same cut window: the server ignores the
+                # query, and narrowing deeper would only multiply requests.
+                raise garbage(self.system, f"GET {API}/user/search", "the 'username' query is ignored")
+            progress(f"{self.system}: users", len(users), None)
+            exact = [q for q in cut if q != "."]
+            level = children
+
+    def _search(self, query: str, window: int) -> list[Account]:
+        """Return what /user/search gives for ``query`` (a bare JSON array, §1.7), in one request.
+
+        The window is cut before ``startAt`` applies (JRASERVER-65089, -78660), so one
+        request of the window's size gets all there is: a full window is known to be
+        cut, and asking past it would only return nothing.
+        """
+        path = f"{API}/user/search"
+        params = {"username": query, "includeActive": True, "includeInactive": True}
+        beans = self._client.get_json(path, params={**params, "startAt": 0, "maxResults": window})
+        if not isinstance(beans, list):
+            raise garbage(self.system, f"GET {path}", "expected a JSON array")
+        return [to_account(self.system, bean, f"GET {path}") for bean in beans]
+
+    def _exact(self, username: str) -> list[Account]:
+        """Return the user named exactly ``username`` (§1.4), which no longer query matches by name."""
+        path = f"{API}/user"
+        try:
+            bean = self._client.get_json(path, params={"username": username}, obj=f"user {username}")
+        except NotFoundError:
+            return []
+        return [to_account(self.system, bean, f"GET {path}")]
+
+    def _members(self, groups: list[str]) -> list[list[Account] | None]:
+        """Return each group's members (nested ones included, §1.8); None for a group that does not exist."""
+        path = f"{API}/group/member"
+        # §1.8: 50 per page with a total, so every page of every group can be asked at once.
+        lists = [
+            OffsetList(path, {"groupname": g, "includeInactiveUsers": True}, obj=f"group {g}") for g in groups
+        ]
+        found = read_offset_lists(self._client, lists, page_size=MEMBER_PAGE, missing_ok=True)
+        return [
+            None if beans is None else [to_account(self.system, bean, f"GET {path}") for bean in beans]
+            for beans in found
+        ]
+
+    def account(self, username: str, account_id: str | None) -> Account | None:
+        """Read one user with all its groups, by key when given (§1.4); None when it does not exist."""
+        endpoint = f"GET {API}/user"
+        who = {"key": account_id} if account_id else {"username": username}
+        try:
+            body = self._client.get_json(
+                f"{API}/user", params={**who, "expand": "groups"}, obj=f"user {username}"
+            )
+        except NotFoundError:
+            return None
+        groups = body.get("groups") if isinstance(body, dict) else None
+        items = groups.get("items") if isinstance(groups, dict) else None  # §1.2: filled by expand=groups
+        if not isinstance(items, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("name"), str) for i in items
+        ):
+            raise garbage(self.system, endpoint, f"user {username} has no readable 'groups.items'")
+        size = groups.get("size") if isinstance(groups, dict) else None
+        if type(size) is not int or size != len(items):
+            # A cut expansion would make a saved plan's re-check see memberships as gone.
+            raise garbage(self.system, endpoint, f"user {username} lists {len(items)} of {size} groups")
+        return to_account(self.system, body, endpoint, frozenset(i["name"] for i in items))
+
+    def group_exists(self, name: str) -> bool:
+        """Tell whether group ``name`` exists."""
+        try:
+            self._client.get_json(
+                f"{API}/group/member", params={"groupname": name, "maxResults": 1}, obj=f"group {name}"
+            )
+        except NotFoundError:
+            return False
+        return True
