@@ -117,7 +117,8 @@ def _plan_target(
         target = build_target(name, settings, config.http_settings())
         try:
             caps = target.capabilities()
-            actual = target.read(managed, progress=progress)
+            wanted = [(d.username, d.email) for d in desired]
+            actual = target.read(managed, progress=progress, wanted=wanted)
         finally:
             target.close()
     except (ConnectorError, MappingError) as exc:

@@ -435,6 +435,52 @@ def test_read_against_the_simulator_finds_a_user_hidden_behind_a_cut_window(vers
     assert sim.log.count("GET", "/rest/api/2/applicationrole") == 1
 
 
+@pytest.mark.parametrize("version", ["10.1.0", "9.12.2"])
+def test_read_with_wanted_users_looks_up_only_the_unseen_ones(version: str) -> None:
+    # Below 10.3 there is no complete listing: a steady-state plan must not pay the sharded
+    # search (~10,000 requests on 10.0-10.2) when every wanted user was seen in the groups.
+    sim = JiraSim(version)
+    for i in range(300):
+        sim.add_user(f"u{i:04d}", f"u{i:04d}@x.test", f"U {i}", groups=("jira-software-users",))
+    sim.add_user("loner", "loner@x.test", "Lone Wolf")  # in no group at all
+    sim.add_user("other.name", "by-email@x.test", "By Email")  # in no group, found by email
+    wanted = [(f"u{i:04d}", f"u{i:04d}@x.test") for i in range(300)]
+    with SimServer(sim.app) as server:
+        target = make_target(url=server.url, auth=BearerAuth(Secret("sim-jira-token")))
+        steady = target.read(["jira-software-users"], wanted=wanted)
+        assert sim.log.count("GET", "/rest/api/2/user/search") == 0
+        assert sim.log.count("GET", "/rest/api/2/user") == 0
+        sim.log.clear()
+        more = target.read(
+            ["jira-software-users"],
+            wanted=[
+                *wanted,
+                ("loner", "loner@x.test"),
+                ("newbie", "newbie@x.test"),
+                ("by.email", "by-email@x.test"),
+            ],
+        )
+        target.close()
+    assert len(steady.accounts) == 301  # the 300 and admin
+    assert {"loner", "other.name"} <= {a.username for a in more.accounts}
+    # One exact lookup per unseen username, one email search per unseen email.
+    assert sim.log.count("GET", "/rest/api/2/user/search") == 3
+    assert sim.log.count("GET", "/rest/api/2/user") == 3
+
+
+def test_read_with_many_unseen_wanted_users_falls_back_to_the_sharded_search() -> None:
+    from scimsync.targets.jira_read import MAX_LOOKUPS
+
+    sim = JiraSim("10.1.0")
+    with SimServer(sim.app) as server:
+        target = make_target(url=server.url, auth=BearerAuth(Secret("sim-jira-token")))
+        target.read([], wanted=[(f"n{i}", f"n{i}@x.test") for i in range(MAX_LOOKUPS + 1)])
+        target.close()
+    # One sharded walk (the directory holds only the admin: one uncut query), not 2,002 lookups.
+    assert sim.log.count("GET", "/rest/api/2/user/search") == 1
+    assert sim.log.count("GET", "/rest/api/2/user") == 0
+
+
 def test_group_members_page_by_50_and_unseen_members_are_added(rsps: responses.RequestsMock) -> None:
     server_info(rsps, "10.3.1")
     rsps.get(f"{API}/user/list", json={"isLast": True, "values": [bean("m000")]})

@@ -34,8 +34,19 @@ class Target(Protocol):
         """Make one cheap authenticated read; return a short description ("Jira 10.3.1")."""
         ...
 
-    def read(self, managed_groups: Iterable[str], *, progress: Progress = no_progress) -> TargetDirectory:
-        """Read every account, and the memberships of the managed groups."""
+    def read(
+        self,
+        managed_groups: Iterable[str],
+        *,
+        progress: Progress = no_progress,
+        wanted: Iterable[tuple[str, str]] | None = None,
+    ) -> TargetDirectory:
+        """Read the accounts, and the memberships of the managed groups.
+
+        Without ``wanted``: every account. With it, the (username, email) of each account
+        the plan looks for: a target with no complete listing may then return only the
+        accounts that can matter to the plan (owned ones, and those matching ``wanted``).
+        """
         ...
 
     def get_account(self, username: str, *, account_id: str | None = None) -> Account | None:

@@ -124,10 +124,16 @@ class JiraTarget:
             raise garbage(self.name, f"GET {API}/myself", f"expected a JSON object, got {type(me).__name__}")
         return f"Jira {label}, signed in as {me.get('name') or me.get('displayName') or '?'}"
 
-    def read(self, managed_groups: Iterable[str], *, progress: Progress = no_progress) -> TargetDirectory:
-        """Read every user, and the members of each managed group."""
+    def read(
+        self,
+        managed_groups: Iterable[str],
+        *,
+        progress: Progress = no_progress,
+        wanted: Iterable[tuple[str, str]] | None = None,
+    ) -> TargetDirectory:
+        """Read the users, and the members of each managed group (see ``Target.read``)."""
         _, numbers = self._server_info()
-        return self._reader.directory(managed_groups, numbers, progress)
+        return self._reader.directory(managed_groups, numbers, progress, wanted)
 
     def get_account(self, username: str, *, account_id: str | None = None) -> Account | None:
         """Read one user with all its groups, by key when given (§1.4); None when it does not exist."""
