@@ -205,10 +205,10 @@ def http_date(value: str | None) -> float | None:
         return None
     try:
         parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    # "-0000" parses to a naive datetime; HTTP dates are always GMT.
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)).timestamp()
+        # "-0000" parses to a naive datetime; HTTP dates are always GMT.
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)).timestamp()
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None  # garbage from the server ("year 99999999999") is no date
 
 
 def _smallest_number(value: str | None) -> float | None:

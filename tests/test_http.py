@@ -833,3 +833,13 @@ def test_a_delete_404_is_not_found_unless_an_earlier_attempt_may_have_deleted(
 
     with pytest.raises(NotFoundError, match="The user does not exist"):
         client.request("DELETE", "/rest/api/2/user", obj="user amara.k", gone_ok=gone_ok)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Mon, 01 Jan 99999999999 00:00:00 GMT", "Mon, 01 Jan 2026 00:00:00 +99999999999999999999", "soon"],
+)
+def test_a_garbage_http_date_is_no_date(value: str) -> None:
+    from scimsync.ratelimit import http_date
+
+    assert http_date(value) is None

@@ -468,6 +468,38 @@ def test_read_with_wanted_users_looks_up_only_the_unseen_ones(version: str) -> N
     assert sim.log.count("GET", "/rest/api/2/user") == 3
 
 
+@pytest.mark.parametrize("version", ["10.1.0", "9.12.2"])
+def test_read_with_wanted_users_sees_every_holder_of_an_unseen_users_email(version: str) -> None:
+    # john.d has product access; jdoe.old (same email) is in no group. The source user jdoe
+    # is unseen by username, so the plan may match by email: both holders must be read, or
+    # the email looks unambiguous and another person's account gets adopted.
+    sim = JiraSim(version)
+    sim.add_user("john.d", "jdoe@acme.test", "John D", groups=("jira-software-users",))
+    sim.add_user("jdoe.old", "jdoe@acme.test", "John Doe (old)", active=False)
+    with SimServer(sim.app) as server:
+        target = make_target(url=server.url, auth=BearerAuth(Secret("sim-jira-token")))
+        directory = target.read(["jira-software-users"], wanted=[("jdoe", "jdoe@acme.test")])
+        target.close()
+    assert {a.username for a in directory.accounts if a.email == "jdoe@acme.test"} == {"john.d", "jdoe.old"}
+
+
+def test_sharded_fallback_reaches_the_characters_of_the_wanted_users() -> None:
+    from scimsync.targets.jira_read import MAX_LOOKUPS
+
+    sim = JiraSim("10.1.0")
+    for i in range(150):
+        sim.add_user(f"jo{i:04d}", f"jo{i:04d}@x.test", f"Jo {i}")
+    sim.add_user("\u00f8yvind", "\u00f8yvind@acme.test", "\u00d8yvind \u00c5s")  # in no group, 'ø' first
+    wanted = [(f"n{i}", f"n{i}@x.test") for i in range(MAX_LOOKUPS + 1)] + [
+        ("oyvind", "\u00f8yvind@acme.test")
+    ]
+    with SimServer(sim.app) as server:
+        target = make_target(url=server.url, auth=BearerAuth(Secret("sim-jira-token")))
+        directory = target.read([], wanted=wanted)
+        target.close()
+    assert "\u00f8yvind" in {a.username for a in directory.accounts}
+
+
 def test_read_with_many_unseen_wanted_users_falls_back_to_the_sharded_search() -> None:
     from scimsync.targets.jira_read import MAX_LOOKUPS
 

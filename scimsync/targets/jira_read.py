@@ -62,7 +62,7 @@ def to_account(system: str, bean: Any, endpoint: str, groups: frozenset[str] = f
     )
 
 
-def narrower(query: str, found: Iterable[Account]) -> list[str]:
+def narrower(query: str, found: Iterable[Account], extra: Iterable[str] = ()) -> list[str]:
     """Return the queries that split a cut /user/search result for ``query`` (§1.7 item 2).
 
     The default alphabet, plus every character that follows the query in a username,
@@ -70,7 +70,7 @@ def narrower(query: str, found: Iterable[Account]) -> list[str]:
     the alphabet alone cannot promise to reach a '+' or an 'é' right after the prefix.
     """
     prefix = "" if query == "." else query  # "." matches everyone (§1.7)
-    chars = set(SHARD_CHARS)
+    chars = set(SHARD_CHARS) | set(extra)  # extra: the characters of the wanted users
     for account in found:
         for text in (account.username, account.email or "", *account.display_name.split()):
             text = text.lower()
@@ -89,9 +89,12 @@ def _unseen(seen: Iterable[Account], wanted: Iterable[tuple[str, str]]) -> list[
     emails = {key(a.email) for a in accounts if a.email}
     missing: dict[tuple[str, str], None] = {}
     for username, email in wanted:
-        if username and key(username) not in names:
+        unseen = bool(username) and key(username) not in names
+        if unseen:
             missing[("username", username)] = None
-        if email and key(email) not in emails:
+        # When the username is unseen the plan may match by email: then every holder of the
+        # email counts (two make it ambiguous, SPEC §3 match), including ones in no group.
+        if email and (unseen or key(email) not in emails):
             missing[("email", email)] = None
     return list(missing)
 
@@ -140,7 +143,8 @@ class JiraReader:
             window = 1000 if version < (10,) else 100
             missing = None if wanted is None else _unseen(users.values(), wanted)
             if missing is None or len(missing) > MAX_LOOKUPS:
-                self._search_users(users, progress, window=window)
+                extra = frozenset("".join(f"{u}{e}".lower() for u, e in wanted or ()))
+                self._search_users(users, progress, window=window, extra=extra)
             else:
                 self._look_up(users, missing, window)
         accounts = tuple(
@@ -185,10 +189,10 @@ class JiraReader:
         if what == "username":
             return self._exact(value)
         found = self._search(value, window)  # §1.7: the query matches emails by prefix
-        exact = [a for a in found if key(a.email) == key(value)]
-        if not exact and is_cut(found, window):
+        if is_cut(found, window):
+            # A cut window may hide another holder of this email: never guess.
             raise garbage(self.system, f"GET {API}/user/search", f"the search for {value} was cut")
-        return exact
+        return [a for a in found if key(a.email) == key(value)]
 
     def _access_groups(self) -> list[str]:
         """Return the groups that grant product access: every role's ``groups`` (§1.9)."""
@@ -203,7 +207,14 @@ class JiraReader:
             raise garbage(self.system, f"GET {path}", "expected a list of roles with 'groups'")
         return [g for role in roles for g in role["groups"]]
 
-    def _search_users(self, users: dict[str, Account], progress: Progress, *, window: int) -> None:
+    def _search_users(
+        self,
+        users: dict[str, Account],
+        progress: Progress,
+        *,
+        window: int,
+        extra: frozenset[str] = frozenset(),
+    ) -> None:
         """Enumerate users with /user/search, narrowing every query whose result was cut (§1.7 item 2)."""
         level: dict[str, tuple[str, int | None]] = {".": ("", None)}  # query -> (parent, its result's hash)
         exact: list[str] = []  # cut queries, which may equal a username no narrower query reaches
@@ -226,7 +237,8 @@ class JiraReader:
                 echoes[parent] += digest == parent_digest
                 if is_cut(found, window):
                     cut.append(query)
-                    children.update((shard, (query, digest)) for shard in narrower(query, found))
+                    shards = narrower(query, found, extra)
+                    children.update((shard, (query, digest)) for shard in shards)
             if any(n == fanout[parent] for parent, n in echoes.items()):
                 # Every narrower query gave the same cut window: the server ignores the
                 # query, and narrowing deeper would only multiply requests.
