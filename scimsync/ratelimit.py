@@ -77,14 +77,18 @@ class Pacer:
 
     def wait_turn(self, min_delay: float = 0.0) -> None:
         """Sleep ``min_delay``, then until this thread's slot: after any hold, at the slower rate."""
-        if min_delay > 0:
-            # Before taking a slot, so one request's backoff holds back no other thread.
+        with self._lock:
+            # A retry whose wait ends inside a hold is one of the threads the hold released:
+            # it queues with them. Otherwise it sleeps before taking a slot, so its own
+            # backoff holds back no other thread.
+            joining = min_delay > 0 and self._not_before > self._clock()
+        if min_delay > 0 and not joining:
             self._sleep(min_delay)
         # One sleep, no re-check loop: a fake sleep that does not move the clock must not spin.
         with self._lock:
             now = self._clock()
             held = self._not_before > now
-            start = max(now, self._not_before, self._next_slot)
+            start = max(now + min_delay if joining else now, self._not_before, self._next_slot)
             if held:
                 start = max(start, self._released)
             server = self._server

@@ -671,6 +671,19 @@ def test_threads_waiting_out_a_hold_are_released_one_by_one() -> None:
     assert frozen.sleeps == [5.0, 5.2, 5.4]  # and once the hold is over, nobody waits
 
 
+def test_the_retry_that_caused_a_hold_queues_with_the_threads_it_held() -> None:
+    frozen = FrozenTime()
+    pacer = Pacer(None, frozen.clock, frozen.sleep)
+    pacer.hold(2.0)  # a 429 with Retry-After: 2
+
+    pacer.wait_turn()  # another thread, parked by the hold
+    pacer.wait_turn(2.0)  # the thread that got the 429, waiting its Retry-After
+    pacer.wait_turn()
+
+    # One sleep each, spaced: the retry does not sleep 2 s on its own and then stampede.
+    assert frozen.sleeps == [2.0, 2.2, 2.4]
+
+
 def test_after_a_hold_an_announced_rate_releases_only_what_the_bucket_refilled() -> None:
     frozen = FrozenTime()
     pacer = Pacer(None, frozen.clock, frozen.sleep)
