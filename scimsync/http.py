@@ -163,7 +163,6 @@ class HttpClient:
         json: Any = None,
         ok: Collection[int] = (200, 201, 204),
         obj: str | None = None,
-        gone_ok: bool = False,
     ) -> requests.Response:
         """Send one request with retries; return the response when its status is in ``ok``.
 
@@ -172,8 +171,7 @@ class HttpClient:
         Raises AuthError (401/403), NotFoundError (404), ConnectorError (other status,
         transport failure after retries). POST is retried only when that cannot
         duplicate it (429, or the connection was never made). 429s are retried on a time
-        budget, not ``settings.retries``. With ``gone_ok`` a DELETE answering 404 after an
-        attempt that may have reached the server returns that 404: the object is gone.
+        budget, not ``settings.retries``.
         """
         method = method.upper()
         url = self._url(path, obj)
@@ -194,9 +192,6 @@ class HttpClient:
                 status = outcome.status_code
                 server_wait = self._note_rate_limits(outcome)
                 if status in ok:
-                    return outcome
-                if gone_ok and method == "DELETE" and status == 404 and tries.maybe_done:
-                    log.info("%s: %s %s answered 404 on a retry: already deleted", self.system, method, shown)
                     return outcome
                 delay, what = tries.after_status(status, server_wait), str(status)
                 if delay is None:

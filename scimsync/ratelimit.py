@@ -116,7 +116,6 @@ class Attempts:
     failures: int = 0  # errors and transport failures so far
     limited: int = 0  # 429 answers so far
     waited: float = 0.0  # seconds waited after 429 answers
-    maybe_done: bool = False  # an attempt may have reached the server and done the work
 
     def after_transport(self, failure: TransportFailure) -> float | None:
         """Return the wait before retrying after ``failure``, or None when it is final."""
@@ -128,7 +127,6 @@ class Attempts:
             or (failure.sent and self.method not in _IDEMPOTENT)
         ):
             return None
-        self.maybe_done |= failure.sent
         return self.backoff(self.failures)
 
     def after_status(self, status: int, server_wait: float) -> float | None:
@@ -145,7 +143,6 @@ class Attempts:
         self.failures += 1
         if self.failures > self.retries or status not in RETRY_STATUSES or self.method not in _IDEMPOTENT:
             return None
-        self.maybe_done = True  # a gateway error may come after the server did the work
         return max(self.backoff(self.failures), server_wait)
 
     def describe(self, *, limited: bool) -> str:

@@ -809,46 +809,6 @@ USER = f"{BASE}/rest/api/2/user"
 
 
 @pytest.mark.parametrize(
-    "first",
-    [{"status": 503}, {"body": requests.ReadTimeout("Read timed out.")}],
-    ids=["503", "read-timeout"],
-)
-@responses.activate
-def test_a_retried_delete_answering_404_is_gone_when_gone_ok(
-    client: HttpClient, first: dict[str, Any]
-) -> None:
-    responses.delete(USER, **first)
-    responses.delete(USER, status=404, json={"errorMessages": ["The user does not exist"]})
-
-    response = client.request("DELETE", "/rest/api/2/user", params={"username": "amara.k"}, gone_ok=True)
-
-    assert response.status_code == 404
-    assert len(responses.calls) == 2
-
-
-@pytest.mark.parametrize(
-    ("first", "gone_ok"),
-    [
-        (None, True),  # the first attempt's 404: it was never there
-        ({"status": 429, "headers": {"Retry-After": "1"}}, True),  # a 429 did nothing
-        ({"body": refused()}, True),  # never sent
-        ({"status": 503}, False),
-    ],
-    ids=["first-attempt", "after-429", "after-refused", "without-gone-ok"],
-)
-@responses.activate
-def test_a_delete_404_is_not_found_unless_an_earlier_attempt_may_have_deleted(
-    client: HttpClient, first: dict[str, Any] | None, gone_ok: bool
-) -> None:
-    if first is not None:
-        responses.delete(USER, **first)
-    responses.delete(USER, status=404, json={"errorMessages": ["The user does not exist"]})
-
-    with pytest.raises(NotFoundError, match="The user does not exist"):
-        client.request("DELETE", "/rest/api/2/user", obj="user amara.k", gone_ok=gone_ok)
-
-
-@pytest.mark.parametrize(
     "value",
     ["Mon, 01 Jan 99999999999 00:00:00 GMT", "Mon, 01 Jan 2026 00:00:00 +99999999999999999999", "soon"],
 )
