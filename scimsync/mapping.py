@@ -6,7 +6,6 @@ error, never an empty string (SPEC §3).
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,7 +17,7 @@ from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from scimsync.errors import ConfigError, ScimsyncError
-from scimsync.models import DesiredAccount, Group, GroupGrant, SourceDirectory, User, key
+from scimsync.models import DesiredAccount, Group, GroupGrant, SourceDirectory, User, glob_match, key
 
 if TYPE_CHECKING:
     from scimsync.config import Config, GroupRule
@@ -131,11 +130,6 @@ class _Rule:
     def matches(self, group_name: str) -> bool:
         """Tell whether a source group name matches the rule's glob, ignoring case."""
         return glob_match(group_name, self.pattern)
-
-
-def glob_match(value: str, pattern: str) -> bool:
-    """Match a shell-style glob, ignoring case (SPEC §4)."""
-    return fnmatch.fnmatchcase(key(value), key(pattern))
 
 
 class TargetMapper:

@@ -5,6 +5,7 @@ Usernames and emails compare case-insensitively everywhere (SPEC §4): use ``key
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,11 @@ from typing import Any
 def key(value: str | None) -> str:
     """Return the comparison key of a username, email or group name."""
     return (value or "").casefold()
+
+
+def glob_match(value: str, pattern: str) -> bool:
+    """Match a shell-style glob, ignoring case (SPEC §4)."""
+    return fnmatch.fnmatchcase(key(value), key(pattern))
 
 
 @dataclass(frozen=True)

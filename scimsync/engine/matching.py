@@ -7,14 +7,13 @@ reads, matching by ``match`` keys (and externalId on SCIM targets), and collisio
 
 from __future__ import annotations
 
-import fnmatch
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from scimsync.engine.plan import Collision, FieldChange, Notice, Operation, OpKind
-from scimsync.models import Account, Capabilities, DesiredAccount, TargetDirectory, key
+from scimsync.models import Account, Capabilities, DesiredAccount, TargetDirectory, glob_match, key
 
 DEPROVISION_MODES = ("deactivate", "delete", "none")
 MATCH_KEYS = ("username", "email")
@@ -76,7 +75,7 @@ class Context:
 
     def protected(self, username: str) -> bool:
         """Tell whether ``username`` matches a ``protected_users`` glob (case-insensitive)."""
-        return any(fnmatch.fnmatchcase(key(username), key(g)) for g in self.policy.protected_users)
+        return any(glob_match(username, g) for g in self.policy.protected_users)
 
     def owned_by_marker(self, account: Account) -> bool:
         """Tell whether the account carries the owner marker (SPEC §5)."""
