@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint typecheck check demo bench clean
+.PHONY: install test lint typecheck check demo bench mutation clean
 
 install: $(VENV)/.installed
 
@@ -31,5 +31,15 @@ demo: install
 bench: install
 	$(BIN)/python -m scimsync.sim.bench
 
+# Mutation testing of scimsync/engine/ and scimsync/mapping.py (config: [tool.mutmut] in
+# pyproject.toml). Slow (~10-15 min on 2 cores), so not part of `test`/`check`. Starts from a
+# fresh ./mutants each time: mutmut's cache would keep old verdicts after the tests change.
+MUTATION_CHILDREN ?= 2
+
+mutation: install
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children $(MUTATION_CHILDREN)
+	$(BIN)/python scripts/mutation_report.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache mutants

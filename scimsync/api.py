@@ -16,11 +16,12 @@ from scimsync.config import Config, config_digest, load_config
 from scimsync.engine.apply import ApplyOptions, ApplyResult, Recorder, apply_plan
 from scimsync.engine.diff import DiffPolicy, diff
 from scimsync.engine.guards import GuardLimits, check_guards
-from scimsync.engine.plan import Plan, TargetPlan, from_dict, to_dict
+from scimsync.engine.plan import Notice, Plan, TargetPlan, from_dict, to_dict
 from scimsync.errors import ConfigError, ConnectorError, GuardError, PlanFileError, ScimsyncError
 from scimsync.mapping import MappingError, TargetMapper, in_scope
 from scimsync.models import DesiredAccount, Group, SourceDirectory, User, key
 from scimsync.sources import build_source, implemented_source_types
+from scimsync.state import TargetState, load_state, save_state
 from scimsync.targets import build_target, implemented_target_types
 from scimsync.targets.base import Progress, Target, no_progress
 
@@ -68,6 +69,7 @@ def make_plan(
 ) -> Plan:
     """Read the source and the targets, diff them, and check the safety guards. Never writes."""
     names = select_targets(config, targets)
+    state, warning = load_state(config.state_file)
     source = build_source(config)
     try:
         directory = source.read(progress=progress)
@@ -77,7 +79,9 @@ def make_plan(
         directory, include_groups=config.source.include_groups, exclude_users=config.source.exclude_users
     )
     with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
-        planned = list(pool.map(lambda n: _plan_target(config, n, users, directory, progress), names))
+        planned = list(
+            pool.map(lambda n: _plan_target(config, n, users, directory, state.target(n), progress), names)
+        )
     target_plans = tuple(tp for tp, _ in planned)
     desired = {tp.target: wanted for tp, wanted in planned}
     active = sum(1 for u in users if u.active)
@@ -98,22 +102,33 @@ def make_plan(
         source=config.source.type,
         source_users=active,
         guards=guards,
+        warnings=(warning,) if warning else (),
     )
 
 
 def _plan_target(
-    config: Config, name: str, users: Sequence[User], directory: SourceDirectory, progress: Progress
+    config: Config,
+    name: str,
+    users: Sequence[User],
+    directory: SourceDirectory,
+    remembered: TargetState,
+    progress: Progress,
 ) -> tuple[TargetPlan, tuple[DesiredAccount, ...]]:
     """Plan one target; a failure here is reported on that target and never stops the others."""
     settings = config.targets[name]
     try:
         mapper = TargetMapper(name, config)
-        groups: Mapping[str, Group] = {key(g.name): g for g in directory.groups}
-        desired = tuple(mapper.desired(u, groups) for u in users)
+        desired, skipped = _desired(mapper, users, directory)
         # Rule templates that use `user` only resolve per user: add what the users got.
-        managed = mapper.managed_groups(g.name for g in directory.groups) | {
-            g for d in desired for g in d.groups
-        }
+        # A group a templated rule produced before stays managed (SPEC §5): the state
+        # file remembers it, so that its last members are removed.
+        produced = mapper.produced((g.name for g in directory.groups), desired)
+        earlier = {t: set(groups) for t, groups in remembered.rule_groups.items() if t in produced}
+        managed = (
+            mapper.managed_groups(g.name for g in directory.groups)
+            | {g for d in desired for g in d.groups}
+            | {g for groups in earlier.values() for g in groups}
+        )
         target = build_target(name, settings, config.http_settings())
         try:
             caps = target.capabilities()
@@ -132,7 +147,38 @@ def _plan_target(
         sync_fields=tuple(config.policy.sync_fields),
         managed_groups=managed,
     )
-    return diff(name, settings.type, desired, actual, policy, caps), desired
+    planned = diff(name, settings.type, desired, actual, policy, caps, remembered.links)
+    existing = {caps.name_key(g) for g in actual.groups}
+    rule_groups = {
+        t: tuple(sorted(now | {g for g in earlier.get(t, ()) if caps.name_key(g) in existing}))
+        for t, now in produced.items()
+    }
+    notices = tuple(Notice(name, u.username, "incomplete", cause) for u, cause in skipped)
+    return (
+        dataclasses.replace(planned, rule_groups=rule_groups, notices=planned.notices + notices),
+        desired,
+    )
+
+
+def _desired(
+    mapper: TargetMapper, users: Sequence[User], directory: SourceDirectory
+) -> tuple[tuple[DesiredAccount, ...], list[tuple[User, str]]]:
+    """Map every user; an INACTIVE user whose templates fail is skipped with a notice.
+
+    One incomplete leaver record must not stop everyone's sync (SPEC §6). An active user
+    whose username cannot be rendered still fails the target: skipping them would make
+    their account look like a leaver's.
+    """
+    groups: Mapping[str, Group] = {key(g.name): g for g in directory.groups}
+    desired, skipped = [], []
+    for user in users:
+        try:
+            desired.append(mapper.desired(user, groups))
+        except MappingError as exc:
+            if user.active:
+                raise
+            skipped.append((user, f"inactive source user skipped: {exc.where}: {exc.cause}"))
+    return tuple(desired), skipped
 
 
 def guard_error(plan: Plan) -> GuardError:
@@ -163,6 +209,8 @@ def apply(
         n: build_target(n, config.targets[n], config.http_settings()) for n in names
     }
     options = ApplyOptions(
+        owner_group=config.policy.owner_group,
+        protected_users=tuple(config.policy.protected_users),
         concurrency=config.http.concurrency,
         recheck=recheck,
         failures_exceeded=config.policy.write_failures_exceeded,
@@ -172,10 +220,25 @@ def apply(
         stop=stop or threading.Event(),
     )
     try:
-        return apply_plan(plan, targets, options)
+        result = apply_plan(plan, targets, options)
     finally:
         for target in targets.values():
             target.close()
+    remember(config, plan, result)
+    return result
+
+
+def remember(config: Config, plan: Plan, result: ApplyResult | None = None) -> None:
+    """Keep the plan's links and rule groups, and the accounts created, in the state file (SPEC §5)."""
+    if config.state_file is None:
+        return
+    state, _ = load_state(config.state_file)
+    created = {r.target: r.created for r in result.targets} if result else {}
+    for tp in plan.targets:
+        if tp.error is None:
+            links = {**tp.links, **created.get(tp.target, {})}
+            state = state.with_target(tp.target, TargetState(links, tp.rule_groups))
+    save_state(config.state_file, state)
 
 
 def save_plan(plan: Plan, path: Path) -> None:
@@ -195,9 +258,14 @@ def read_plan(path: Path) -> Plan:
         raise PlanFileError(f"cannot read plan file {path}: {exc.strerror}") from None
     except ValueError as exc:
         raise PlanFileError(f"plan file {path} is not JSON: {exc}") from None
+    except RecursionError:
+        raise PlanFileError(f"plan file {path} is not a scimsync plan: nested too deeply") from None
     if not isinstance(data, dict):
         raise PlanFileError(f"plan file {path} is not a scimsync plan")
-    return from_dict(data)
+    try:
+        return from_dict(data)
+    except PlanFileError as exc:
+        raise PlanFileError(f"plan file {path}: {exc}") from None
 
 
 def load_plan(path: Path, config: Config, *, targets: Sequence[str] = ()) -> Plan:
@@ -207,6 +275,12 @@ def load_plan(path: Path, config: Config, *, targets: Sequence[str] = ()) -> Pla
         raise PlanFileError(
             f"plan file {path} was made with another config (or the config changed since); "
             "run `scimsync plan` again"
+        )
+    unknown = sorted({tp.target for tp in plan.targets} - set(config.targets))
+    if unknown:
+        raise PlanFileError(
+            f"plan file {path} names target '{unknown[0]}', which is not in the config "
+            f"(targets: {', '.join(config.targets)})"
         )
     names = select_targets(config, targets)
     return dataclasses.replace(

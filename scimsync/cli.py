@@ -45,8 +45,13 @@ class State:
     consoles: Consoles
 
     def config(self) -> Config:
-        """Load the config named by -c/--config."""
-        return api.load(self.config_path)
+        """Load the config named by -c/--config; print its warnings on stderr."""
+        config = api.load(self.config_path)
+        # Not redacted: a warning quotes only a variable-looking name such as `$JIRA_PAT`,
+        # which is also the whole "secret" when a token was written that way by mistake.
+        for warning in config.warnings:
+            click.echo(f"warning: {self.config_path}: {warning}", err=True)
+        return config
 
 
 class RedactingFormatter(logging.Formatter):
@@ -212,7 +217,10 @@ def _report_target_errors(plan: Plan) -> bool:
 
 def _make_plan(state: State, config: Config, targets: tuple[str, ...], allow: int | None) -> Plan:
     with render.progress(state.consoles) as progress:
-        return api.make_plan(config, targets=targets, allow_deactivations=allow, progress=progress)
+        made = api.make_plan(config, targets=targets, allow_deactivations=allow, progress=progress)
+    for warning in made.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return made
 
 
 @cli.command()
@@ -310,6 +318,7 @@ def apply(
                 _confirm(auto_approve)
         planning_failed = _report_target_errors(the_plan)
         if not the_plan.has_changes:
+            api.remember(config, the_plan)  # links of accounts already in step
             raise click.exceptions.Exit(EXIT_ERROR if planning_failed else EXIT_OK)
         with _stop_on_signals() as received:
             with render.progress(state.consoles) as progress:

@@ -3,7 +3,8 @@
 Loading (SPEC §3): parse YAML, substitute ``${NAME}`` / ``${NAME:-default}`` in every
 string value, validate the schema (unknown keys are errors naming the closest valid
 key), then run the checks that span sections. Secrets become ``Secret`` values, and
-no error message ever quotes an input value, so a secret cannot leak through one.
+no error message ever quotes a secret. What is allowed but probably a mistake (``$NAME``
+where ``${NAME}`` was meant) becomes a warning carried on the config.
 
 The schema-free steps (YAML, substitution, error wording) live in ``config_loader``,
 the field types in ``config_types`` and the ``source`` models in ``config_sources``;
@@ -23,7 +24,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
 
-from scimsync.config_loader import LOADER_ONLY_KEYS, describe_errors, read_yaml, substitute
+from scimsync.config_loader import (
+    LOADER_ONLY_KEYS,
+    bare_reference_warnings,
+    describe_errors,
+    read_yaml,
+    secret_keys,
+    substitute,
+)
 from scimsync.config_sources import (
     EntraSourceConfig,
     FileSourceConfig,
@@ -37,6 +45,7 @@ from scimsync.config_sources import (
 )
 from scimsync.config_types import (
     SECRET_MARKER,
+    Bool,
     ConfigModel,
     ConfigPath,
     LdapUrl,
@@ -56,6 +65,7 @@ from scimsync.http import HttpSettings
 __all__ = [
     "DEFAULT_PRIVILEGED_GROUPS",
     "SECRET_MARKER",
+    "Bool",
     "Config",
     "ConfigPath",
     "EntraSourceConfig",
@@ -125,7 +135,7 @@ class GroupRule(ConfigModel):
 
     from_: NonEmpty = Field(alias="from")
     to: Annotated[list[RuleTemplate], BeforeValidator(_as_list), Field(min_length=1)]
-    privileged: bool = False
+    privileged: Bool = False
 
 
 class TargetConfig(ConfigModel):
@@ -163,7 +173,7 @@ class PolicyConfig(ConfigModel):
     max_write_failures: Limit = "20%"
     protected_users: list[str] = []
     owner_group: NonEmpty = "scimsync-managed"
-    create_groups: bool = True
+    create_groups: Bool = True
     sync_fields: SyncFields = ["email", "display_name"]
     privileged_groups: list[str] = DEFAULT_PRIVILEGED_GROUPS
 
@@ -207,13 +217,16 @@ class Config(ConfigModel):
     version: Literal[1]
     source: SourceConfig
     mapping: MappingConfig = MappingConfig()
-    match: MatchKeys = ["username", "email"]
+    match: MatchKeys = ["id", "username", "email"]
     targets: Annotated[dict[str, TargetConfig], Field(min_length=1), AfterValidator(_check_target_names)]
     policy: PolicyConfig = PolicyConfig()
     http: HttpConfig = HttpConfig()
     audit_log: ConfigPath | None
     lock_file: ConfigPath
+    state_file: ConfigPath | None
     base_dir: Path
+    # Set by the loader, not a YAML key; not part of the config's value (dump, digest).
+    warnings: tuple[str, ...] = Field(default=(), exclude=True, repr=False)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -228,6 +241,8 @@ class Config(ConfigModel):
 
 
 # --- loading ---------------------------------------------------------------------
+
+_SECRET_KEYS = secret_keys(Config)
 
 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
@@ -249,12 +264,15 @@ def parse_config(data: Any, *, base_dir: Path, env: Mapping[str, str]) -> Config
     if not isinstance(data, dict):
         raise ConfigError(["the top level must be a mapping of keys such as version, source, targets"])
     problems: list[str] = []
+    warnings = bare_reference_warnings(data, "", _SECRET_KEYS)
     data = substitute(data, "", env, problems)
     problems += [f"{k}: unknown key" for k in LOADER_ONLY_KEYS if k in data]
     data = {k: v for k, v in data.items() if k not in LOADER_ONLY_KEYS}
     data.setdefault("audit_log", "scimsync-audit.jsonl")
     data.setdefault("lock_file", ".scimsync.lock")
+    data.setdefault("state_file", "scimsync-state.json")
     data["base_dir"] = base_dir
+    data["warnings"] = tuple(warnings)
     try:
         config = Config.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
@@ -270,13 +288,20 @@ def parse_config(data: Any, *, base_dir: Path, env: Mapping[str, str]) -> Config
 
 def _semantic_problems(config: Config) -> list[str]:
     privileged = {g.casefold() for g in config.policy.privileged_groups}
-    return [
+    problems = [
         f"targets.{name}.default_groups: '{group}' is a privileged group; "
         "grant it through a rule with privileged: true"
         for name, target in config.targets.items()
         for group in target.default_groups
         if group.casefold() in privileged
     ]
+    # SPEC §5: every account the tool creates or adopts joins the owner group.
+    if config.policy.owner_group.casefold() in privileged:
+        problems.append(
+            f"policy.owner_group: '{config.policy.owner_group}' is a privileged group; "
+            "the owner marker must never grant privileges"
+        )
+    return problems
 
 
 def config_digest(config: Config) -> str:

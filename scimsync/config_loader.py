@@ -1,9 +1,12 @@
 """The steps of loading a config that know nothing of its schema (SPEC §3).
 
-Read the YAML (refusing duplicate keys), substitute ``${NAME}`` / ``${NAME:-default}``
-in every string value, and turn pydantic's errors into "key.path: message" lines,
-naming the closest valid key when a key is unknown. No message quotes an input
-value, so a secret cannot leak through one.
+Read the YAML (refusing duplicate keys, bounding what aliases expand to, and taking
+only true/false as booleans), substitute ``${NAME}`` / ``${NAME:-default}`` in every
+string value, warn about ``$NAME`` written without braces, and turn pydantic's errors
+into "key.path: message" lines, naming the closest valid key when a key is unknown
+and the closest valid choice when a value is not one of a fixed set. No message
+quotes a value except a wrong choice (which no secret field has), so a secret cannot
+leak through one.
 """
 
 from __future__ import annotations
@@ -12,20 +15,30 @@ import difflib
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from scimsync.config_types import SubkeyError
+from scimsync.config_types import EnvText, SubkeyError
 from scimsync.errors import ConfigError
+from scimsync.secrets import Secret
 
 _REF = re.compile(r"\$(\$\{)|\$\{([^}]*)\}|(\$\{)")
 _REF_BODY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
+# `$NAME` where `${NAME}` was meant; `$$` is left alone, as is `${`.
+_BARE_REF = re.compile(r"(?<!\$)\$([A-Za-z_][A-Za-z0-9_]*)")
+# In a secret only a whole value that is clearly a variable name is worth a warning;
+# anything else may be a real password that happens to hold a `$`, never to be quoted.
+_SECRET_BARE_REF = re.compile(r"\$([A-Z_][A-Z0-9_]*)")
 # Keys the loader fills in itself; a config file may not set them.
-LOADER_ONLY_KEYS = frozenset({"base_dir"})
+LOADER_ONLY_KEYS = frozenset({"base_dir", "warnings"})
+# What the aliases of a config may expand it to, counted in YAML values (a billion
+# laughs is 10**9); a real config with thousands of protected users stays far below.
+MAX_YAML_VALUES = 100_000
+MAX_YAML_DEPTH = 50  # levels of nesting; a config needs about six
 
 
 # --- reading YAML ----------------------------------------------------------------
@@ -49,26 +62,109 @@ def _parse_yaml(text: str, file: Path) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(
-            [f"YAML syntax error{where}: {exc.problem or exc.context}"], path=str(file)
-        ) from None
+        kind = "YAML alias error" if isinstance(exc, _AliasError) else "YAML syntax error"
+        raise ConfigError([f"{kind}{where}: {exc.problem or exc.context}"], path=str(file)) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"YAML syntax error: {exc}"], path=str(file)) from None
+    except RecursionError:
+        raise ConfigError(["YAML syntax error: the document is nested too deeply"], path=str(file)) from None
+
+
+class _AliasError(yaml.MarkedYAMLError):
+    """Aliases that refer to themselves, or expand the document past ``MAX_YAML_VALUES``."""
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys, which plain YAML silently overwrites."""
+    """A safe loader for configs: no duplicate keys, bounded aliases and nesting, true/false booleans.
+
+    Plain YAML silently overwrites a duplicate key. Its aliases share one value, so a
+    small file can stand for a billion values (and a recursive alias for infinitely
+    many): they are counted before anything walks the values. And YAML 1.1 reads
+    ``yes``, ``no``, ``on`` and ``off`` as booleans, so a group named ``off`` would
+    become ``False``; here, as in YAML 1.2, only true and false are booleans.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        # Deep nesting is no config, and PyYAML would only stop it with a RecursionError.
+        if self._depth >= MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"values are nested more than {MAX_YAML_DEPTH} levels deep",
+                parent.start_mark if parent is not None else self.get_mark(),
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        if node is not None:
+            _count_values(node, {}, set())
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             k = self.construct_object(key_node, deep=deep)
+            if not isinstance(k, Hashable):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a single value, not a list or mapping", key_node.start_mark
+                )
             if k in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key '{k}'", key_node.start_mark
                 )
             seen.add(k)
         return super().construct_mapping(node, deep=deep)
+
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _count_values(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """Return how many values ``node`` stands for with every alias expanded, without expanding.
+
+    An alias is the very node it names, so each node is counted once (``sizes``); a
+    node met again while its own children are being counted is a recursive alias.
+    """
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_nodes:
+        raise _AliasError(
+            None, None, "an alias refers to the value that contains it (a recursive alias)", node.start_mark
+        )
+    open_nodes.add(id(node))
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    total = 1
+    for child in children:
+        total += _count_values(child, sizes, open_nodes)
+        if total > MAX_YAML_VALUES:
+            raise _AliasError(
+                None,
+                None,
+                f"aliases expand the document to more than {MAX_YAML_VALUES} values; "
+                "write the values out instead",
+                node.start_mark,
+            )
+    open_nodes.discard(id(node))
+    sizes[id(node)] = total
+    return total
 
 
 # --- ${NAME} substitution --------------------------------------------------------
@@ -82,14 +178,17 @@ def substitute(value: Any, where: str, env: Mapping[str, str], problems: list[st
         return [substitute(v, f"{where}[{i}]", env, problems) for i, v in enumerate(value)]
     if not isinstance(value, str) or "$" not in value:
         return value
+    substituted = False
 
     def replace(m: re.Match[str]) -> str:
+        nonlocal substituted
         if m[1]:
             return "${"  # `$${` escapes a literal `${`
         body = _REF_BODY.fullmatch(m[2] or "")
         if body is None:
             problems.append(f"{where}: invalid reference '${{...}}' (use ${{NAME}} or ${{NAME:-default}})")
             return ""
+        substituted = True
         name, default = body[1], body[2]
         found = env.get(name)
         if found is None or (found == "" and default is not None):
@@ -99,7 +198,59 @@ def substitute(value: Any, where: str, env: Mapping[str, str], problems: list[st
             return default
         return found
 
-    return _REF.sub(replace, value)
+    result = _REF.sub(replace, value)
+    return EnvText(result) if substituted else result
+
+
+def bare_reference_warnings(
+    value: Any, where: str, secret_keys: frozenset[str], key: Any = None
+) -> list[str]:
+    """Return a warning for each ``$NAME`` in ``value`` (as written, before substitution).
+
+    ``$NAME`` is never substituted, so it is most likely a ``${NAME}`` written the shell
+    way. The warning quotes only the variable-looking name; in a value under one of
+    ``secret_keys`` only a whole value such as ``$JIRA_PAT`` counts, so no part of a
+    real password is ever shown.
+    """
+    if isinstance(value, dict):
+        return [
+            w for k, v in value.items() for w in bare_reference_warnings(v, _join(where, k), secret_keys, k)
+        ]
+    if isinstance(value, list):
+        return [
+            w for i, v in enumerate(value) for w in bare_reference_warnings(v, f"{where}[{i}]", secret_keys)
+        ]
+    if not isinstance(value, str) or "$" not in value:
+        return []
+    if key in secret_keys:
+        whole = _SECRET_BARE_REF.fullmatch(value.strip())
+        names = [whole[1]] if whole else []
+    else:
+        names = list(dict.fromkeys(_BARE_REF.findall(value)))
+    return [f"{where}: '${n}' looks like an environment reference; write ${{{n}}}" for n in names]
+
+
+def secret_keys(root: type[BaseModel]) -> frozenset[str]:
+    """Return the YAML keys that hold a ``Secret`` anywhere in the model ``root``."""
+    found: set[str] = set()
+    seen: set[Any] = set()
+
+    def visit(tp: Any) -> None:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            if tp in seen:
+                return
+            seen.add(tp)
+            for name, field in tp.model_fields.items():
+                if _unwrap(field.annotation) is Secret:
+                    found.add(field.alias or name)
+                visit(field.annotation)
+            return
+        for arg in typing.get_args(tp):
+            visit(arg)
+
+    visit(root)
+    return frozenset(found)
 
 
 def _join(where: str, k: Any) -> str:
@@ -131,10 +282,13 @@ _MESSAGES = {
 
 def describe_errors(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     """Return one "key.path: message" line per error of validating the model ``root``."""
-    return [_describe(err, root) for err in exc.errors(include_input=False, include_url=False)]
+    errors = exc.errors(include_input=False, include_url=False)
+    # The input only of a wrong choice: a choice is never a secret, any other value may be.
+    chosen = [e.get("input") if e["type"] == "literal_error" else None for e in exc.errors(include_url=False)]
+    return [_describe(err, root, given) for err, given in zip(errors, chosen, strict=True)]
 
 
-def _describe(err: Any, root: type[BaseModel]) -> str:
+def _describe(err: Any, root: type[BaseModel], given: Any = None) -> str:
     loc, kind, ctx = tuple(err["loc"]), err["type"], err.get("ctx") or {}
     path, _ = _walk(loc, root)
     if kind in ("union_tag_invalid", "union_tag_not_found"):
@@ -143,16 +297,17 @@ def _describe(err: Any, root: type[BaseModel]) -> str:
         return f"{path}: {_unknown_key(loc, root)}"
     if kind == "value_error" and isinstance(ctx.get("error"), SubkeyError):
         return f"{_join(path, ctx['error'].key)}: {ctx['error']}"
-    return f"{path}: {_message(kind, ctx, err['msg'])}"
+    if kind == "union_tag_invalid":
+        given = ctx.get("tag")
+    return f"{path}: {_message(kind, ctx, err['msg'], given)}"
 
 
-def _message(kind: str, ctx: Mapping[str, Any], default: str) -> str:
+def _message(kind: str, ctx: Mapping[str, Any], default: str, given: Any = None) -> str:
     if kind in _MESSAGES:
         return _MESSAGES[kind]
     if kind in ("literal_error", "union_tag_invalid"):
         options = re.findall(r"'([^']*)'|(\d+)", ctx.get("expected") or ctx.get("expected_tags") or "")
-        names = [a or b for a, b in options]
-        return f"must be {names[0]}" if len(names) == 1 else f"must be one of {', '.join(names)}"
+        return _wrong_choice([a or b for a, b in options], given)
     if kind == "value_error":
         return str(ctx["error"])
     if kind in ("greater_than", "greater_than_equal", "less_than_equal"):
@@ -160,6 +315,19 @@ def _message(kind: str, ctx: Mapping[str, Any], default: str) -> str:
         bound = ctx.get("gt", ctx.get("ge", ctx.get("le")))
         return f"must be {op[kind]} {bound:g}"
     return default[:1].lower() + default[1:]
+
+
+def _wrong_choice(names: list[str], given: Any) -> str:
+    """Name the wrong choice ``given`` (when it is short, printable text) and the closest valid one."""
+    if len(names) == 1:
+        return f"must be {names[0]}"
+    choices = ", ".join(names)
+    if not isinstance(given, str) or not given.isprintable() or len(given) > 60:
+        return f"must be one of {choices}"
+    by_folded = {n.casefold(): n for n in names}
+    close = difflib.get_close_matches(given.casefold(), list(by_folded), n=1, cutoff=0.6)
+    hint = f" (did you mean '{by_folded[close[0]]}'?)" if close else ""
+    return f"'{given}' is not one of {choices}{hint}"
 
 
 def _unknown_key(loc: tuple[Any, ...], root: type[BaseModel]) -> str:

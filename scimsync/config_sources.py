@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import difflib
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from scimsync.config_types import ConfigModel, ConfigPath, LdapUrl, NonEmpty, SecretStr, Url
+from scimsync.config_types import ConfigModel, ConfigPath, LdapUrl, NonEmpty, SecretStr, SubkeyError, Url
 
 
 class _SourceBase(ConfigModel):
@@ -85,10 +86,82 @@ class LdapSourceConfig(_SourceBase):
 
 
 class FileSourceConfig(_SourceBase):
-    """A CSV, JSON or YAML file of user records."""
+    """A CSV, JSON or YAML file of user records, such as an HR system's export.
+
+    ``columns`` maps a user field to the file's own column (or JSON/YAML key);
+    ``active_values`` / ``inactive_values`` are the export's status words (compared
+    case-insensitively); ``group_columns`` are columns whose values are group names.
+    """
+
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "id",
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "display_name",
+        "active",
+        "groups",
+    )
 
     type: Literal["file"]
     path: ConfigPath
+    columns: dict[str, NonEmpty] = {}
+    active_values: list[str] = []
+    inactive_values: list[str] = []
+    group_columns: list[NonEmpty] = []
+    group_separator: NonEmpty = ";"
+    delimiter: str | None = None
+    encoding: NonEmpty = "utf-8"
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, columns: dict[str, str]) -> dict[str, str]:
+        for name, column in columns.items():
+            if name in cls.FIELDS:
+                continue
+            if column in cls.FIELDS:
+                hint = f"the user field comes first: {column}: {name}"
+            elif close := difflib.get_close_matches(name.lower(), cls.FIELDS, n=1, cutoff=0.6):
+                hint = f"did you mean '{close[0]}'?"
+            else:
+                hint = f"the fields are {', '.join(cls.FIELDS)}"
+            raise SubkeyError(name, f"not a user field ({hint})")
+        return columns
+
+    @field_validator("active_values", "inactive_values", mode="before")
+    @classmethod
+    def _words_are_text(cls, values: Any) -> Any:
+        if isinstance(values, list) and any(isinstance(v, bool) for v in values):
+            # A status word left unquoted: YAML reads yes/no/on/off/true/false as booleans.
+            raise ValueError("must be a list of strings; put yes, no, on, off, true and false in quotes")
+        return values
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 1 or value in '"\r\n'):
+            raise ValueError("must be one character such as ',', ';', '|' or \"\\t\" (a tab)")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _text_codec(cls, value: str) -> str:
+        try:
+            "".encode(value)  # LookupError for an unknown codec and for non-text ones (hex, rot13)
+        except LookupError:
+            raise ValueError(
+                "not a text encoding Python knows (e.g. utf-8, cp1252, latin-1, utf-16)"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _statuses_differ(self) -> FileSourceConfig:
+        active = {v.strip().casefold() for v in self.active_values}
+        both = [v for v in self.inactive_values if v.strip().casefold() in active]
+        if both:
+            raise SubkeyError("inactive_values", f"'{both[0].strip()}' is also in active_values")
+        return self
 
 
 SourceConfig = Annotated[

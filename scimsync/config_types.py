@@ -14,10 +14,12 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     PlainValidator,
+    StrictBool,
     ValidationInfo,
 )
 
@@ -35,10 +37,32 @@ class SubkeyError(ValueError):
         self.key = key
 
 
+class EnvText(str):
+    """A string value that a ``${NAME}`` reference was substituted into.
+
+    The loader marks these so that a boolean written as ``${FLAG}`` can still be a
+    boolean; pydantic hands every validated field a plain ``str``, so the mark goes no
+    further than the field validators.
+    """
+
+    __slots__ = ()
+
+
 class ConfigModel(BaseModel):
     """Base of every config model: unknown keys are errors, values are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _env_bool(value: Any) -> Any:
+    # `${FLAG}` can only substitute text; exactly "true"/"false" from one is a boolean.
+    # A literal 'yes' or "true" written in the file stays an error: a boolean is a boolean.
+    if isinstance(value, EnvText) and value in ("true", "false"):
+        return value == "true"
+    return value
+
+
+Bool = Annotated[StrictBool, BeforeValidator(_env_bool)]
 
 
 def _to_secret(value: Any) -> Secret:
@@ -119,4 +143,6 @@ def _no_duplicates(values: list[str]) -> list[str]:
 
 
 SyncFields = Annotated[list[Literal["email", "display_name", "username"]], AfterValidator(_no_duplicates)]
-MatchKeys = Annotated[list[Literal["username", "email"]], Field(min_length=1), AfterValidator(_no_duplicates)]
+MatchKeys = Annotated[
+    list[Literal["id", "username", "email"]], Field(min_length=1), AfterValidator(_no_duplicates)
+]

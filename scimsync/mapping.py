@@ -6,6 +6,7 @@ error, never an empty string (SPEC §3).
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -68,10 +69,60 @@ def template_problem(source: str, *, names: frozenset[str] = USER_NAMES) -> str 
         _ENV.compile(ast)
     except jinja2.TemplateSyntaxError as exc:
         return _syntax_problem(exc)
-    unknown = sorted(meta.find_undeclared_variables(ast) - names)
+    read = meta.find_undeclared_variables(ast)
+    unknown = sorted(read - names)
     if unknown:
         return f"template error: unknown name '{unknown[0]}' (available: {', '.join(sorted(names))})"
+    return _unknown_field_problem(ast, read & names)
+
+
+# The fields of each template variable (SPEC §3); below `user.attributes` any name goes.
+_FIELDS = {
+    "user": (
+        "id",
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "display_name",
+        "active",
+        "groups",
+        "attributes",
+    ),
+    "group": ("name", "id"),
+}
+
+
+def _unknown_field_problem(ast: jinja2.nodes.Template, variables: Iterable[str]) -> str | None:
+    """Name the first ``user.x`` / ``user['x']`` (or ``group.x``) whose field does not exist.
+
+    Without this, ``{{ user.firstname }}`` passes validation and fails for every user at
+    plan time. Only a constant name is checked: ``user[field]`` is left to rendering.
+    """
+    for node in ast.find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem)):
+        assert isinstance(node, jinja2.nodes.Getattr | jinja2.nodes.Getitem)
+        variable = node.node
+        if not (isinstance(variable, jinja2.nodes.Name) and variable.name in variables):
+            continue
+        field = _field_read(node)
+        fields = _FIELDS.get(variable.name, ())
+        if field is None or field in fields:
+            continue
+        close = difflib.get_close_matches(field.casefold(), fields, n=1, cutoff=0.6)
+        hint = (
+            f"did you mean '{variable.name}.{close[0]}'?"
+            if close
+            else "available: " + ", ".join(f"{variable.name}.{f}" for f in fields)
+        )
+        return f"template error: unknown name '{variable.name}.{field}' ({hint})"
     return None
+
+
+def _field_read(node: jinja2.nodes.Getattr | jinja2.nodes.Getitem) -> str | None:
+    if isinstance(node, jinja2.nodes.Getattr):
+        return node.attr
+    key = node.arg
+    return key.value if isinstance(key, jinja2.nodes.Const) and isinstance(key.value, str) else None
 
 
 def compile_template(source: str, *, where: str) -> jinja2.Template:
@@ -111,6 +162,7 @@ class _To:
     where: str  # config key path
     template: jinja2.Template
     constant: bool
+    source: str  # the template's text: the state file remembers what it produced under it
 
 
 @dataclass(frozen=True)
@@ -153,7 +205,7 @@ class TargetMapper:
         for j, source in enumerate(rule.to):
             where = f"targets.{self.target}.groups[{index}].to[{j}]"
             template, names = _compile(source, where=where)
-            to.append(_To(where, template, constant=not names))
+            to.append(_To(where, template, constant=not names, source=source))
         return _Rule(index + 1, rule.from_, rule.privileged, tuple(to))
 
     def desired(self, user: User, groups: Mapping[str, Group]) -> DesiredAccount:
@@ -162,9 +214,9 @@ class TargetMapper:
         values = {
             name: self._render(where, tpl, context, user) for name, (where, tpl) in self._fields.items()
         }
-        for name in ("username", "email"):
-            if not values[name]:
-                raise MappingError(self.target, self._fields[name][0], user, f"rendered an empty {name}")
+        # An empty email is allowed: such a person is synced but not created (SPEC §6).
+        if not values["username"]:
+            raise MappingError(self.target, self._fields["username"][0], user, "rendered an empty username")
         grants = [GroupGrant(g, "default_groups") for g in self.default_groups]
         grants += self._rule_grants(user, context, groups)
         return DesiredAccount(
@@ -189,8 +241,31 @@ class TargetMapper:
                     name = self._render(to.where, to.template, {**context, "group": group_context}, user)
                     if not name:
                         raise MappingError(self.target, to.where, user, "rendered an empty group name")
-                    grants.append(GroupGrant(name, rule.reason, rule.privileged))
+                    template = None if to.constant else to.source
+                    grants.append(GroupGrant(name, rule.reason, rule.privileged, template))
         return grants
+
+    def templates(self) -> frozenset[str]:
+        """Return the text of every templated ``to`` of this target's rules."""
+        return frozenset(to.source for rule in self._rules for to in rule.to if not to.constant)
+
+    def produced(
+        self, source_groups: Iterable[str], desired: Iterable[DesiredAccount]
+    ) -> dict[str, set[str]]:
+        """Return, per templated ``to``, the groups it produces from the source today."""
+        found: dict[str, set[str]] = {t: set() for t in self.templates()}
+        for group_name in source_groups:
+            context = {"group": {"name": group_name}}
+            for rule in self._rules:
+                if rule.matches(group_name):
+                    for to in rule.to:
+                        if not to.constant and (n := _render_name_only(to.template, context)):
+                            found[to.source].add(n)
+        for d in desired:
+            for grant in d.grants:
+                if grant.template is not None:
+                    found[grant.template].add(grant.group)
+        return found
 
     def managed_groups(self, source_groups: Iterable[str]) -> frozenset[str]:
         """Return every group this target's rules can name, plus the owner group.
@@ -258,7 +333,7 @@ def merge_grants(grants: Iterable[GroupGrant]) -> tuple[GroupGrant, ...]:
         elif grant.reason not in seen.reason.split("; "):
             reason = f"{seen.reason}; {grant.reason}"
             merged[key(grant.group)] = GroupGrant(
-                seen.group, reason, seen.privileged_ok or grant.privileged_ok
+                seen.group, reason, seen.privileged_ok or grant.privileged_ok, seen.template or grant.template
             )
     return tuple(merged.values())
 

@@ -1,19 +1,22 @@
 """Values shared by sources, targets and the engine.
 
-Usernames and emails compare case-insensitively everywhere (SPEC §4): use ``key()``.
+Usernames, emails and group names compare case-insensitively the way the targets compare
+them (SPEC §4): Jira, Confluence and SCIM services lower-case (``str.lower()``); none of
+them case-folds, so ``straße`` and ``strasse`` are two people. Use ``key()``, never
+``casefold()``: a looser comparison than the target's adopts a stranger's account.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 
 def key(value: str | None) -> str:
-    """Return the comparison key of a username, email or group name."""
-    return (value or "").casefold()
+    """Return the comparison key of a username, email or group name: lower-cased, not case-folded."""
+    return (value or "").lower()
 
 
 def glob_match(value: str, pattern: str) -> bool:
@@ -96,6 +99,8 @@ class GroupGrant:
     group: str
     reason: str
     privileged_ok: bool = False
+    # The templated rule `to` that named the group, if one did (remembered in the state file).
+    template: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -128,4 +133,7 @@ class Capabilities:
     create_groups: bool = True
     shows_email: bool = True
     owner_marker: str = "group"  # "group" (server/DC) or "external_id" (SCIM-based)
+    # How the target compares usernames, emails and group names (SPEC §4): the engine
+    # uses exactly this, never a looser comparison. Every target known today lower-cases.
+    name_key: Callable[[str | None], str] = key
     reason: str = ""  # why a capability is missing, shown in the plan ("Confluence 9.2")

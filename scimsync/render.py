@@ -79,7 +79,11 @@ def summary_lines(plan: Plan) -> list[str]:
     lines = [summary.line()]
     if summary.groups:
         lines.append(f"Groups: {summary.groups} to create.")
-    if not plan.has_changes:
+    failed = [tp.target for tp in plan.targets if tp.error]
+    if failed:
+        # SPEC §7: never "no changes" while a target is missing from the plan.
+        lines.append(f"Not planned (could not be read): {', '.join(failed)}; see the error above.")
+    elif not plan.has_changes:
         lines.append("No changes: every target matches the source.")
     return lines
 

@@ -154,7 +154,7 @@ def test_guard_line_names_guard_count_and_limit(world: World) -> None:
     result = world.run("plan")
     assert result.exit_code == 3
     assert result.stderr.splitlines()[0] == (
-        "error: safety guard: max_deactivations: plan deactivates 4 accounts on target 'jira', limit is 3 "
+        "error: safety guard: max_deactivations: plan deprovisions 4 accounts on target 'jira', limit is 3 "
         "(policy.max_deactivations); check the source, or re-run with --allow-deactivations 4"
     )
     assert last_line(result.stderr) == "nothing was written"

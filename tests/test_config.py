@@ -65,7 +65,7 @@ def with_target(**keys: Any) -> dict[str, Any]:
 
 def test_defaults_are_filled() -> None:
     config = parse(minimal())
-    assert config.match == ["username", "email"]
+    assert config.match == ["id", "username", "email"]
     assert config.mapping.username == "{{ user.username }}"
     assert config.mapping.email == "{{ user.email }}"
     assert config.mapping.display_name == "{{ user.display_name }}"
@@ -80,7 +80,9 @@ def test_defaults_are_filled() -> None:
     assert config.http_settings() == HttpSettings(timeout=30.0, retries=5, concurrency=8)
     assert config.audit_log == BASE / "scimsync-audit.jsonl"
     assert config.lock_file == BASE / ".scimsync.lock"
+    assert config.state_file == BASE / "scimsync-state.json"
     assert config.base_dir == BASE
+    assert config.warnings == ()
     jira = config.targets["jira"]
     assert jira.default_groups == [] and jira.groups == []
     assert (jira.mapping.username, jira.mapping.email, jira.mapping.display_name) == (None, None, None)
@@ -327,7 +329,8 @@ def test_unknown_keys_name_the_path_and_closest_key(data: dict[str, Any], expect
         ({k: v for k, v in minimal().items() if k != "source"}, "source: required key is missing"),
         (
             minimal(source={"type": "okt"}),
-            "source.type: must be one of okta, entra, google, onelogin, keycloak, scim, ldap, file",
+            "source.type: 'okt' is not one of okta, entra, google, onelogin, keycloak, scim, ldap, file "
+            "(did you mean 'okta'?)",
         ),
         (minimal(source={"path": "x"}), "source.type: required key is missing"),
         (minimal(source="okta"), "source: must be a mapping"),
@@ -349,7 +352,8 @@ def test_unknown_keys_name_the_path_and_closest_key(data: dict[str, Any], expect
         ),
         (
             with_target(type="jiraa"),
-            "targets.jira.type: must be one of jira, confluence, atlassian-cloud, scim",
+            "targets.jira.type: 'jiraa' is not one of jira, confluence, atlassian-cloud, scim "
+            "(did you mean 'jira'?)",
         ),
         (with_target(url=None), "targets.jira.url: required key is missing"),
         (with_target(token=None), "targets.jira: credentials missing: set token, or username and password"),
@@ -364,14 +368,15 @@ def test_unknown_keys_name_the_path_and_closest_key(data: dict[str, Any], expect
         (with_target(default_groups="jira-users"), "targets.jira.default_groups: must be a list"),
         (minimal(match=[]), "match: must not be empty"),
         (minimal(match=["email", "email"]), "match: 'email' is listed more than once"),
-        (minimal(match=["id"]), "match[0]: must be one of username, email"),
+        (minimal(match=["uid"]), "match[0]: 'uid' is not one of id, username, email (did you mean 'id'?)"),
         (
             minimal(policy={"deprovision": "purge"}),
-            "policy.deprovision: must be one of deactivate, delete, none",
+            "policy.deprovision: 'purge' is not one of deactivate, delete, none",
         ),
         (
             minimal(policy={"sync_fields": ["email", "Email"]}),
-            "policy.sync_fields[1]: must be one of email, display_name, username",
+            "policy.sync_fields[1]: 'Email' is not one of email, display_name, username "
+            "(did you mean 'email'?)",
         ),
         (
             minimal(policy={"sync_fields": ["email", "email"]}),

@@ -68,10 +68,11 @@ def run(
     *,
     policy: dict[str, Any] | None = None,
     caps: dict[str, Any] | None = None,
+    links: dict[str, str] | None = None,
 ) -> TargetPlan:
     pol = DiffPolicy(**{"managed_groups": MANAGED, **(policy or {})})
     actual = TargetDirectory(accounts=tuple(accounts), groups=EXISTING)
-    return diff("jira", "jira", desired, actual, pol, Capabilities(**(caps or {})))
+    return diff("jira", "jira", desired, actual, pol, Capabilities(**(caps or {})), links)
 
 
 def fmt(op: Operation) -> str:
@@ -146,28 +147,29 @@ CASES = [
         [want("robert", "bob@x.io", "Bob")],
         [acct("bob")],
         [],
+        ["username_differs bob"],  # username is not in sync_fields: said, not renamed
     ),
     case(
         "match by email, case-insensitive",
         [want("robert", "Bob@X.io", "Bob")],
         [acct("bob", "BOB@x.IO")],
         [],
+        ["username_differs bob"],
     ),
     case(
         "match keys in order: username first",
         [want("bob", "b2@x.io", "Bob")],
         [acct("bob"), acct("bobby", "b2@x.io")],
-        [
-            "update_user bob email:bob@x.io->b2@x.io",
-            "remove_member bobby jira-users",
-            "deactivate_user bobby",
-        ],
+        # bobby holds the email bob maps to: a present person's, never deprovisioned (SPEC §5)
+        ["update_user bob email:bob@x.io->b2@x.io"],
+        ["ambiguous bobby"],
     ),
     case(
         "match keys in order: email first",
         [want("bob", "b2@x.io", "Bob")],
         [acct("bob"), acct("bobby", "b2@x.io")],
-        ["update_user bobby display_name:Bobby->Bob", "remove_member bob jira-users", "deactivate_user bob"],
+        ["update_user bobby display_name:Bobby->Bob"],
+        ["ambiguous bob", "username_differs bobby"],
         policy={"match": ("email", "username")},
     ),
     case(
@@ -187,6 +189,7 @@ CASES = [
         [want("robert", "rob@x.io", "Robert", src="bob"), want("carl", src="carl")],
         [acct("bob", groups=("jira-users",), external_id="s-bob"), acct("carl", groups=("jira-users",))],
         ["update_user bob email:bob@x.io->rob@x.io display_name:Bob->Robert"],
+        ["username_differs bob"],
         caps=SCIM,
     ),
     case(
@@ -379,7 +382,8 @@ CASES = [
         "inactive source user's account is deprovisioned",
         [want("bob", active=False)],
         [acct("bob", groups=("jira-users",))],
-        ["remove_member bob jira-users", "deactivate_user bob"],
+        # matched, so owned: it gets the owner marker that keeps it owned (SPEC §5-6)
+        [f"add_member bob {OWN}", "remove_member bob jira-users", "deactivate_user bob"],
     ),
     case(
         "inactive source user, delete mode",
@@ -703,7 +707,7 @@ def test_ops_name_the_target() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"match": ("id",)}, {"deprovision": "suspend"}, {"sync_fields": ("groups",)}],
+    [{"match": ("uid",)}, {"deprovision": "suspend"}, {"sync_fields": ("groups",)}],
     ids=["match", "deprovision", "sync_fields"],
 )
 def test_policy_rejects_unknown_settings(bad: dict[str, Any]) -> None:

@@ -182,3 +182,59 @@ def test_apply_to_directory_folds_the_operations() -> None:
     )
     gone = apply_to_directory(after, [op(OpKind.DELETE_USER, account="carl", account_id="K2")])
     assert [a.username for a in gone.accounts] == ["bob", "amy"]
+
+
+# --- ownership re-checked before a saved plan touches an account (SPEC §6) -------------------
+
+OWNED = replace(BOB, groups=frozenset({"jira-users", "Scimsync-Managed"}))
+
+
+def ownership(*ops: Operation, marker: str = "group", protected: tuple[str, ...] = ("admin*",)) -> Any:
+    from scimsync.engine.effects import Ownership
+    from scimsync.engine.plan import TargetPlan
+
+    plan = TargetPlan("jira", "jira", operations=ops)
+    return Ownership.of(plan, owner_group="scimsync-managed", owner_marker=marker, protected=protected)
+
+
+DEACTIVATE = op(OpKind.DEACTIVATE_USER, account_id="K1", expected={"active": True})
+
+
+@pytest.mark.parametrize(
+    ("fresh", "allowed"),
+    [
+        (OWNED, True),
+        (BOB, False),  # the owner marker was removed since the plan was made
+        (replace(OWNED, username="admin2"), False),  # renamed to a protected name
+        (replace(OWNED, username="ADMIN"), False),  # protected globs ignore case
+        (None, True),  # gone: check() decides (a deletion is done, the rest stale)
+    ],
+    ids=["owned", "marker gone", "renamed protected", "protected upper", "gone"],
+)
+def test_ownership_is_rechecked(fresh: Account | None, allowed: bool) -> None:
+    assert (ownership(DEACTIVATE).problem(DEACTIVATE, fresh) is None) is allowed
+
+
+def test_a_protected_name_in_the_plan_itself_is_refused() -> None:
+    edited = op(OpKind.DEACTIVATE_USER, account="admin", account_id="K9", expected={"active": True})
+    fresh = Account("K9", "admin", "admin@x.io", "Admin", groups=frozenset({"scimsync-managed"}))
+    problem = ownership(edited).problem(edited, fresh)
+    assert problem is not None and "protected" in problem
+
+
+def test_an_account_the_plan_adopts_is_ours_before_the_marker_is_added() -> None:
+    adopt = op(OpKind.ADD_MEMBER, account_id="K1", group="SCIMSYNC-MANAGED", expected={"member": False})
+    rule = ownership(EMAIL, adopt)
+    assert rule.problem(EMAIL, BOB) is None
+    other = op(OpKind.ADD_MEMBER, account_id="K1", group="jira-users", expected={"member": False})
+    assert ownership(EMAIL, other).problem(EMAIL, BOB) is not None
+
+
+def test_scim_targets_own_by_external_id() -> None:
+    rule = ownership(DEACTIVATE, marker="external_id")
+    assert rule.problem(DEACTIVATE, replace(BOB, external_id="s1")) is None
+    assert rule.problem(DEACTIVATE, OWNED) is not None  # a group is no marker there
+
+
+def test_creates_are_not_ownership_checked() -> None:
+    assert ownership(CREATE).problem(CREATE, BOB) is None

@@ -20,7 +20,7 @@ def deactivations(count: int, *, deletes: int = 0, owned: int = 100, target: str
         for i in range(count)
     ]
     ops += [Operation(OpKind.DELETE_USER, target, f"d{i}", "left the source") for i in range(deletes)]
-    return TargetPlan(target, "jira", operations=tuple(ops), owned_count=owned)
+    return TargetPlan(target, "jira", operations=tuple(ops), owned_count=owned, active_owned_count=owned)
 
 
 def guards(
@@ -96,7 +96,7 @@ def test_max_deactivations_message() -> None:
         [deactivations(12)], {}, active_source_users=50, limits=GuardLimits(max_deactivations=10)
     )
     assert violation.message == (
-        "max_deactivations: plan deactivates 12 accounts on target 'jira', limit is 10 "
+        "max_deactivations: plan deprovisions 12 accounts on target 'jira', limit is 10 "
         "(policy.max_deactivations); check the source, or re-run with --allow-deactivations 12"
     )
 
@@ -105,7 +105,7 @@ def test_percentage_limit_message_says_of_what() -> None:
     (violation,) = check_guards(
         [deactivations(3, owned=59)], {}, active_source_users=5, limits=GuardLimits(max_deactivations="5%")
     )
-    assert "limit is 2 (policy.max_deactivations 5% of 59 owned)" in violation.message
+    assert "limit is 2 (policy.max_deactivations 5% of 59 active owned)" in violation.message
 
 
 @pytest.mark.parametrize("value", ["5", "five%", "%"])
@@ -251,3 +251,27 @@ def test_deactivation_limit_numbers_and_percentages_round_down(
     limit: int | str, owned: int, expected: int
 ) -> None:
     assert deactivation_limit(GuardLimits(max_deactivations=limit), owned)[0] == expected
+
+
+def test_leavers_without_deactivations_count() -> None:
+    # deprovision "none": a leaver only loses its managed groups, and still counts (SPEC §6).
+    removals = tuple(
+        Operation(OpKind.REMOVE_MEMBER, "jira", f"u{i}", "left the source", account_id=f"K{i}", group="g")
+        for i in range(29)
+    )
+    plan = TargetPlan("jira", "jira", operations=removals, owned_count=30, active_owned_count=30, leavers=29)
+    assert guards(plan, max_deactivations=25) == [("max_deactivations", "jira", 29, 25)]
+    assert guards(plan, max_deactivations=29) == []
+
+
+def test_percentage_is_of_active_owned_accounts_only() -> None:
+    # 10 active and 90 long-deactivated owned accounts: "10%" allows 1, not 10.
+    plan = TargetPlan(
+        "jira",
+        "jira",
+        operations=deactivations(9).operations,
+        owned_count=100,
+        active_owned_count=10,
+        leavers=9,
+    )
+    assert guards(plan, max_deactivations="10%") == [("max_deactivations", "jira", 9, 1)]

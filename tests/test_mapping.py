@@ -178,7 +178,6 @@ def test_undefined_attribute_is_a_mapping_error() -> None:
             {"username": "{{ user.attributes.blank }}"},
             "mapping.username for source user 'u1' (x): rendered an empty username",
         ),
-        ({"email": "   "}, "mapping.email for source user 'u1' (x): rendered an empty email"),
         (
             {"display_name": "{{ 1 // 0 }}"},
             "mapping.display_name for source user 'u1' (x): integer division or modulo by zero",
@@ -190,6 +189,12 @@ def test_bad_renders_are_mapping_errors(mapping: dict[str, str], message: str) -
     with pytest.raises(MappingError) as caught:
         TargetMapper("jira", config(mapping=mapping)).desired(user, {})
     assert str(caught.value) == f"target jira: {message}"
+
+
+def test_an_empty_email_is_rendered_as_no_email() -> None:
+    # The engine decides: such a person is synced but not created (SPEC §6, one incomplete record).
+    user = User(id="u1", username="x", email="", attributes={})
+    assert TargetMapper("jira", config(mapping={"email": "   "})).desired(user, {}).email == ""
 
 
 def test_empty_display_name_falls_back_to_the_username() -> None:
@@ -271,7 +276,7 @@ def test_rule_templates_see_group_id_and_name() -> None:
 
 
 def test_rule_render_failures_name_the_rule() -> None:
-    rules = [{"from": "x", "to": "y"}, {"from": "eng*", "to": ["a", "{{ group.nam }}"]}]
+    rules = [{"from": "x", "to": "y"}, {"from": "eng*", "to": ["a", "{{ user.attributes.nope }}"]}]
     mapper = TargetMapper("jira", config({"groups": rules}))
     with pytest.raises(MappingError) as caught:
         mapper.desired(AMARA, {})

@@ -123,7 +123,7 @@ def test_json_round_trip_is_lossless() -> None:
     ("data", "message"),
     [
         ({"format_version": 99, "targets": [], "config_digest": "x"}, "format version 99"),
-        ({"format_version": FORMAT_VERSION}, "missing or bad field"),
+        ({"format_version": FORMAT_VERSION}, "not a scimsync plan file"),
         (
             {
                 "format_version": FORMAT_VERSION,
@@ -132,7 +132,7 @@ def test_json_round_trip_is_lossless() -> None:
                     {"target": "j", "type": "jira", "operations": [{"op": "launch_missiles", "account": "a"}]}
                 ],
             },
-            "missing or bad field",
+            "not a scimsync plan file",
         ),
     ],
     ids=["version", "missing-field", "unknown-op"],

@@ -601,11 +601,13 @@ def test_group_exists(rsps: responses.RequestsMock) -> None:
 
 
 def test_create_user_sends_no_password_and_notification_false(rsps: responses.RequestsMock) -> None:
+    # applicationKeys []: no default product access behind the plan's back (§1.3, §1.9).
     body = {
         "name": "amara.k",
         "emailAddress": "amara.k@example.test",
         "displayName": "Amara K",
         "notification": "false",
+        "applicationKeys": [],
     }
     rsps.post(
         f"{API}/user",
@@ -833,8 +835,16 @@ def test_add_member_re_reads_by_username_when_there_is_no_key(rsps: responses.Re
 def test_remove_member_sends_the_username(rsps: responses.RequestsMock) -> None:
     match = [matchers.query_param_matcher({"groupname": "jira-devs", "username": "amara.k"})]
     rsps.delete(f"{API}/group/user", status=200, match=match)
+    member_groups(rsps, "other")  # §1.8: re-read, since a nested membership would survive
     make_target().remove_member(AMARA, "jira-devs")
-    assert len(rsps.calls) == 1
+    assert len(rsps.calls) == 2
+
+
+def test_remove_member_accepted_but_still_a_nested_member_fails(rsps: responses.RequestsMock) -> None:
+    rsps.delete(f"{API}/group/user", status=200)
+    member_groups(rsps, "jira-devs")
+    with pytest.raises(ConnectorError, match="still a member of jira-devs through a nested group"):
+        make_target().remove_member(AMARA, "jira-devs")
 
 
 @pytest.mark.parametrize("status", [400, 403, 404])
@@ -886,9 +896,10 @@ def test_nested_membership_against_the_simulator_fails_and_a_removed_one_is_done
     dalia = Account(id=sim.user("dalia")["key"], username="dalia", email=None, display_name="")  # type: ignore[index]
     with SimServer(sim.app) as server:
         target = make_target(url=server.url, auth=BearerAuth(Secret("sim-jira-token")))
-        target.remove_member(dalia, "jira-devs")  # the direct membership goes
+        with pytest.raises(ConnectorError, match="through a nested group after the direct"):
+            target.remove_member(dalia, "jira-devs")  # the direct membership goes, the nested stays
         with pytest.raises(ConnectorError, match="through a nested group"):
-            target.remove_member(dalia, "jira-devs")  # the nested one stays
+            target.remove_member(dalia, "jira-devs")  # and every later attempt says so
         target.remove_member(dalia, "contractors")
         target.remove_member(dalia, "jira-devs")  # no membership left: done
         target.add_member(dalia, "jira-devs")

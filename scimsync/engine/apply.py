@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from scimsync.engine.effects import apply_effect, check
+from scimsync.engine.effects import Ownership, apply_effect, check
 from scimsync.engine.plan import PHASES, Operation, OpKind, Plan, TargetPlan
 from scimsync.errors import AuthError, ConnectorError, NotManageableError
 from scimsync.models import Account, key
@@ -47,6 +47,7 @@ class TargetResult:
     target: str
     results: tuple[OpResult, ...] = ()
     stopped: str | None = None
+    created: Mapping[str, str] = field(default_factory=dict)  # source id -> new account's id
 
     def count(self, status: Status) -> int:
         """Count results with ``status``."""
@@ -100,6 +101,8 @@ class ApplyOptions:
     recorder: Recorder | None = None
     progress: Progress = no_progress
     stop: threading.Event = field(default_factory=threading.Event)
+    owner_group: str = "scimsync-managed"
+    protected_users: tuple[str, ...] = ()
 
 
 def apply_plan(plan: Plan, targets: Mapping[str, Target], options: ApplyOptions) -> ApplyResult:
@@ -129,6 +132,20 @@ class _TargetRun:
         self.failed = 0
         self.finished = 0
         self.stopped: str | None = None
+        self.created: dict[str, str] = {}  # source id -> id of the account created for it
+        self.made: set[str] = set()  # slots of the accounts this run created
+        self._ownership: Ownership | None = None
+
+    def ownership(self) -> Ownership:
+        """Return the rule that re-checks ownership (reads the target's capabilities once)."""
+        if self._ownership is None:
+            self._ownership = Ownership.of(
+                self.plan,
+                owner_group=self.options.owner_group,
+                owner_marker=self.target.capabilities().owner_marker,
+                protected=self.options.protected_users,
+            )
+        return self._ownership
 
     def run(self) -> TargetResult:
         """Run the phases in order and collect the results."""
@@ -139,7 +156,7 @@ class _TargetRun:
                 continue
             with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
                 results.extend(pool.map(self._run_one, ops))
-        return TargetResult(self.plan.target, tuple(results), self.stopped)
+        return TargetResult(self.plan.target, tuple(results), self.stopped, dict(self.created))
 
     def _slot(self, op: Operation) -> str:
         # Accounts that exist are tracked by their stable id (a rename changes the username).
@@ -179,6 +196,10 @@ class _TargetRun:
             group_exists = (
                 self.target.group_exists(op.group or op.account) if op.kind is OpKind.CREATE_GROUP else None
             )
+            problem = None if slot in self.made else self.ownership().problem(op, account)
+            if problem is not None:
+                # SPEC §6: a saved plan re-checks that the account is still ours to touch.
+                return self._finish(op, Status.STALE, f"the target changed since: {problem}", attempted=False)
             verdict = check(op, account, group_exists=group_exists)
             if verdict == "stale":
                 if op.kind is OpKind.CREATE_USER:
@@ -190,6 +211,11 @@ class _TargetRun:
             if verdict == "done":
                 return self._finish(op, Status.DONE, "already in the wanted state", attempted=False)
         created = self._write(op, account)
+        if created is not None:
+            self.made.add(slot)  # created by this run: ours, before the owner marker is added
+            if op.source_id:
+                with self.guard:
+                    self.created[op.source_id] = created.id
         self.accounts[slot] = created if created is not None else apply_effect(op, account)
         return self._finish(op, Status.DONE)
 

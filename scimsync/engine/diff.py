@@ -7,15 +7,18 @@ plan applied and planned again is empty.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scimsync.engine.matching import (
     DEPROVISION_MODES,
     MATCH_KEYS,
+    STRONG_KEYS,
     SYNC_FIELDS,
     Context,
     DiffPolicy,
+    Match,
     Who,
     build_context,
     resolve,
@@ -32,11 +35,29 @@ class _Out:
 
     ops: list[Operation] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
+    leavers: int = 0  # accounts deprovisioned, as the max_deactivations guard counts them
 
     def extend(self, other: _Out) -> None:
         """Append another result's operations and notices."""
         self.ops.extend(other.ops)
         self.notices.extend(other.notices)
+        self.leavers += other.leavers
+
+
+@dataclass(frozen=True)
+class _Present:
+    """The mapped usernames and emails of the in-scope ACTIVE source users (target keys)."""
+
+    usernames: frozenset[str]
+    emails: frozenset[str]
+
+    def holds(self, ctx: Context, account: Account, *, email: bool = True) -> str | None:
+        """Return which of the account's names an active source user maps to, or None."""
+        if ctx.key(account.username) in self.usernames:
+            return f"username '{account.username}'"
+        if email and account.email and ctx.key(account.email) in self.emails:
+            return f"email '{account.email}'"
+        return None
 
 
 def diff(
@@ -46,46 +67,84 @@ def diff(
     actual: TargetDirectory,
     policy: DiffPolicy,
     caps: Capabilities,
+    links: Mapping[str, str] | None = None,
 ) -> TargetPlan:
-    """Return the plan that makes ``actual`` agree with ``desired`` on one target."""
-    ctx = build_context(target, actual, policy, caps)
+    """Return the plan that makes ``actual`` agree with ``desired`` on one target.
+
+    ``links`` maps source ids to the stable ids of the accounts scimsync created or
+    adopted for them (the state file, SPEC §5 Links).
+    """
+    ctx = build_context(target, actual, policy, caps, links)
     found = resolve(ctx, desired)
+    present = _Present(
+        frozenset(ctx.key(d.username) for d in desired if d.active),
+        frozenset(ctx.key(d.email) for d in desired if d.active and d.email),
+    )
     out = _Out()
     for i, d in enumerate(desired):
         m = found.matches[i]
         if i in found.blocked:
             continue  # a collision: neither user is created or changed (SPEC §6)
-        out.extend(_plan_create(ctx, d) if m is None else _plan_matched(ctx, d, ctx.accounts[m[0]], m[1]))
+        if m is None:
+            out.extend(_plan_create(ctx, d))
+        else:
+            out.extend(_plan_matched(ctx, d, ctx.accounts[m.position], m, present))
+    # A link that did not match (match leaves out id): its leaver still names the person,
+    # so that a create for the same source id shows as the rename it is.
+    linked = {j: source_id for source_id, j in ctx.links.items()}
     for j, account in enumerate(ctx.accounts):
         if j not in found.claimed:
-            out.extend(_plan_unmatched(ctx, account))
+            out.extend(_plan_unmatched(ctx, account, present, linked.get(j)))
     ops, group_notices = _settle_groups(ctx, out.ops)
-    owned = sum(1 for j, a in enumerate(ctx.accounts) if j in found.claimed or ctx.owned_by_marker(a))
+    ops = _mark_probable_renames(ctx, ops)
+    owned = [a for j, a in enumerate(ctx.accounts) if j in found.claimed or ctx.owned_by_marker(a)]
     return TargetPlan(
         target=target,
         type=target_type,
         operations=sort_operations(ops),
         collisions=found.collisions,
         notices=tuple(sorted([*out.notices, *group_notices], key=lambda n: (key(n.account), n.kind))),
-        owned_count=owned,
+        owned_count=len(owned),
+        active_owned_count=sum(1 for a in owned if a.active),
+        leavers=out.leavers,
+        links=_links(ctx, desired, found.matches, found.blocked),
     )
 
 
-def _plan_matched(ctx: Context, d: DesiredAccount, account: Account, how: str) -> _Out:
+def _links(
+    ctx: Context, desired: Sequence[DesiredAccount], matches: Sequence[Match | None], blocked: frozenset[int]
+) -> dict[str, str]:
+    """Return the links to keep: every matched source user's account, and blocked users' old links."""
+    links = {
+        d.source_id: ctx.accounts[m.position].id
+        for i, (d, m) in enumerate(zip(desired, matches, strict=True))
+        if m is not None and i not in blocked and d.source_id
+    }
+    for i in blocked:  # a collision this run does not forget who was who
+        held = ctx.links.get(desired[i].source_id)
+        if held is not None:
+            links.setdefault(desired[i].source_id, ctx.accounts[held].id)
+    return dict(sorted(links.items()))
+
+
+def _plan_matched(ctx: Context, d: DesiredAccount, account: Account, m: Match, present: _Present) -> _Out:
     if ctx.protected(account.username):
-        message = f"protected user: matches source user '{d.source_username}' by {how}; never changed"
+        message = f"protected user: matches source user '{d.source_username}' by {m.how}; never changed"
         return _Out(notices=[ctx.notice(account.username, "protected", message)])
     if d.active:
-        out = _plan_active(ctx, d, account, how)
+        out = _plan_active(ctx, d, account, m.how)
     else:
-        out = _deprovision(ctx, account, "inactive in source", d.source_id)
+        # A strong key names this person for sure; an email may belong to someone else now.
+        email_counts = m.how not in STRONG_KEYS
+        out = _deprovision(ctx, account, "inactive in source", d.source_id, present, email=email_counts)
     return _unless_unmanageable(ctx, account, out)
 
 
-def _plan_unmatched(ctx: Context, account: Account) -> _Out:
+def _plan_unmatched(ctx: Context, account: Account, present: _Present, source_id: str | None) -> _Out:
     if not ctx.owned_by_marker(account) or ctx.protected(account.username):
         return _Out()  # not ours, or never touched: SPEC §5
-    return _unless_unmanageable(ctx, account, _deprovision(ctx, account, "left the source", None))
+    out = _deprovision(ctx, account, "left the source", source_id, present, email=True)
+    return _unless_unmanageable(ctx, account, out)
 
 
 def _plan_active(ctx: Context, d: DesiredAccount, account: Account, how: str) -> _Out:
@@ -108,8 +167,9 @@ def _update(ctx: Context, d: DesiredAccount, account: Account, how: str) -> _Out
     for name in ctx.policy.sync_fields:
         old: str | None = getattr(account, name)
         new: str = getattr(d, name)
-        if old is None or (old == new if name == "display_name" else key(old) == key(new)):
-            continue  # None: the target never shows this field, so there is nothing to compare
+        if old is None or not new or _same(ctx, name, old, new):
+            # None: the target never shows this field; "": the source has no value to give.
+            continue
         if name == "username" and ctx.protected(new):
             # A renamed-in protected account could never be changed or deprovisioned again (SPEC §5).
             message = f"protected user: refusing to rename '{old}' to '{new}', a protected username"
@@ -121,6 +181,12 @@ def _update(ctx: Context, d: DesiredAccount, account: Account, how: str) -> _Out
             out.notices.append(ctx.notice(account.username, "username_taken", message))
         else:
             changes.append(FieldChange(name, old, new))
+    if "username" not in ctx.policy.sync_fields and not _same(ctx, "username", account.username, d.username):
+        message = (
+            f"username is '{account.username}', the mapping gives '{d.username}'; not renamed "
+            "because username is not in policy.sync_fields"
+        )
+        out.notices.append(ctx.notice(account.username, "username_differs", message))
     if changes:
         reason = f"changed in source (matched by {how})"
         expected = {c.field: c.old for c in changes}
@@ -129,36 +195,74 @@ def _update(ctx: Context, d: DesiredAccount, account: Account, how: str) -> _Out
     return out
 
 
-def _deprovision(ctx: Context, account: Account, reason: str, source_id: str | None) -> _Out:
-    """Deprovision an owned account per ``policy.deprovision``; the owner marker stays (SPEC §6)."""
+def _same(ctx: Context, name: str, old: str, new: str) -> bool:
+    """Compare a field as the target does: display names exactly, names by its key (SPEC §4)."""
+    return old == new if name == "display_name" else ctx.key(old) == ctx.key(new)
+
+
+def _deprovision(
+    ctx: Context,
+    account: Account,
+    reason: str,
+    source_id: str | None,
+    present: _Present,
+    *,
+    email: bool,
+) -> _Out:
+    """Deprovision an owned account per ``policy.deprovision``; the owner marker stays (SPEC §6).
+
+    Never an account whose username (or, unless a strong key matched it, email) an active
+    source user maps to: that person is present, and the ambiguity is a notice (SPEC §5).
+    """
+    holder = present.holds(ctx, account, email=email)
+    if holder is not None:
+        message = (
+            f"not deprovisioned ({reason}): an active source user maps to its {holder}; "
+            "check the match keys and the account's username and email"
+        )
+        return _Out(notices=[ctx.notice(account.username, "ambiguous", message)])
     mode = ctx.policy.deprovision
     who = Who.of(account, source_id)
     out = _Out()
     if mode == "delete":
         if ctx.caps.delete:
             out.ops.append(ctx.op(OpKind.DELETE_USER, who, reason, {"exists": True}))
-            return out
+            return _Out(ops=out.ops, leavers=1)
         # Leaving a leaver's access in place is worse than deactivating instead.
         if account.active:
             out.notices.append(ctx.cannot(account.username, "delete accounts", "; deactivating instead"))
     if account.active and mode != "none":
         if ctx.caps.deactivate:
             out.ops.append(ctx.op(OpKind.DEACTIVATE_USER, who, reason, {"active": True}))
+            out.leavers = 1
         else:
             out.notices.append(ctx.cannot(account.username, "deactivate accounts"))
-    # Even with deprovision "none" a leaver loses what the rules gave (SPEC §6).
-    out.extend(_memberships(ctx, who, account.groups, {}, reason))
+    # A matched account is owned: it keeps (or gets) the owner marker, so that it stays
+    # owned after it left (SPEC §5-6) and a saved plan can prove it.
+    keep = {} if source_id is None else _marker(ctx)
+    # Even with deprovision "none" a leaver loses what the rules gave (SPEC §6), and
+    # counts as a leaver for the guard then.
+    removals = _memberships(ctx, who, account.groups, keep, reason)
+    if mode == "none" and any(op.kind is OpKind.REMOVE_MEMBER for op in removals.ops):
+        out.leavers = 1
+    out.extend(removals)
     return out
+
+
+def _marker(ctx: Context) -> dict[str, tuple[str, str]]:
+    """Return the owner group as a wanted membership, on targets whose marker is a group."""
+    if ctx.caps.owner_marker == "external_id":
+        return {}
+    return {ctx.owner_key: (ctx.managed[ctx.owner_key], "owner marker")}
 
 
 def _wanted(ctx: Context, d: DesiredAccount) -> dict[str, tuple[str, str]]:
     """Return the managed groups ``d`` should be in: group key -> (name, reason)."""
-    wanted: dict[str, tuple[str, str]] = {}
-    if ctx.caps.owner_marker != "external_id":
-        wanted[ctx.owner_key] = (ctx.managed[ctx.owner_key], "owner marker")
+    wanted = _marker(ctx)
     for grant in d.grants:
-        if key(grant.group) in ctx.managed:  # memberships in other groups are never touched
-            wanted.setdefault(key(grant.group), (ctx.managed[key(grant.group)], grant.reason))
+        k = ctx.key(grant.group)
+        if k in ctx.managed:  # memberships in other groups are never touched
+            wanted.setdefault(k, (ctx.managed[k], grant.reason))
     return wanted
 
 
@@ -170,7 +274,7 @@ def _memberships(
     removal_reason: str,
 ) -> _Out:
     """Make the account's managed-group memberships exactly ``wanted``, keeping the owner group."""
-    have = {key(g): g for g in sorted(current) if key(g) in ctx.managed}
+    have = {ctx.key(g): g for g in sorted(current) if ctx.key(g) in ctx.managed}
     adds = [wanted[k] for k in sorted(wanted) if k not in have]
     removes = [have[k] for k in sorted(have) if k not in wanted and k != ctx.owner_key]
     if not adds and not removes:
@@ -192,6 +296,10 @@ def _plan_create(ctx: Context, d: DesiredAccount) -> _Out:
     blocker = _create_blocker(ctx, d)
     if blocker is not None:
         return _Out(notices=[blocker])
+    if not d.email:
+        # One incomplete record never stops the others: this person waits for an email.
+        message = f"not created: source user '{d.source_username}' has no email, and {ctx.target} needs one"
+        return _Out(notices=[ctx.notice(d.username, "incomplete", message)])
     if not ctx.caps.create_user:
         return _Out(notices=[ctx.cannot(d.username, "create accounts")])
     changes = (
@@ -256,8 +364,8 @@ def _settle_groups(ctx: Context, ops: list[Operation]) -> tuple[list[Operation],
     """Create the missing groups memberships need, or drop those memberships with a notice."""
     missing: dict[str, Operation] = {}  # group key -> the first membership that needs it
     for op in ops:
-        if op.kind is OpKind.ADD_MEMBER and key(op.group) not in ctx.existing_groups:
-            missing.setdefault(key(op.group), op)
+        if op.kind is OpKind.ADD_MEMBER and ctx.key(op.group) not in ctx.existing_groups:
+            missing.setdefault(ctx.key(op.group), op)
     if ctx.policy.create_groups and ctx.caps.create_groups:
         creates = [
             ctx.op(
@@ -274,7 +382,7 @@ def _settle_groups(ctx: Context, ops: list[Operation]) -> tuple[list[Operation],
         why = "this target cannot create groups" + (f" ({ctx.caps.reason})" if ctx.caps.reason else "")
     else:
         why = "policy.create_groups is off"
-    kept = [op for op in ops if not (op.kind is OpKind.ADD_MEMBER and key(op.group) in missing)]
+    kept = [op for op in ops if not (op.kind is OpKind.ADD_MEMBER and ctx.key(op.group) in missing)]
     notices = [
         ctx.notice(
             str(op.group), "missing_group", f"group '{op.group}' does not exist on this target and {why}"
@@ -282,3 +390,45 @@ def _settle_groups(ctx: Context, ops: list[Operation]) -> tuple[list[Operation],
         for op in missing.values()
     ]
     return kept, notices
+
+
+def _mark_probable_renames(ctx: Context, ops: list[Operation]) -> list[Operation]:
+    """Mark a create and a deprovision that look like one renamed person (no link yet, SPEC §5).
+
+    They are the same person when they share a source id, and probably so when exactly one
+    account leaves and one is created with the same display name.
+    """
+    creates = [op for op in ops if op.kind is OpKind.CREATE_USER]
+    leaves = [op for op in ops if op.kind in (OpKind.DEACTIVATE_USER, OpKind.DELETE_USER)]
+    if not creates or not leaves:
+        return ops
+    names = {a.id: a.display_name for a in ctx.accounts}
+
+    def created_name(op: Operation) -> str:
+        change = op.change("display_name")
+        return (change.new if change else None) or ""
+
+    pairs: dict[int, Operation] = {}
+    for leave in leaves:
+        same_id = [c for c in creates if leave.source_id and c.source_id == leave.source_id]
+        same_name = [
+            c
+            for c in creates
+            if names.get(leave.account_id or "") and created_name(c) == names[leave.account_id or ""]
+        ]
+        twins = [c for c in leaves if names.get(c.account_id or "") == names.get(leave.account_id or "")]
+        found = same_id or (same_name if len(same_name) == 1 and len(twins) == 1 else [])
+        if found:
+            pairs[id(leave)] = found[0]
+            pairs[id(found[0])] = leave
+    if not pairs:
+        return ops
+
+    def hint(op: Operation) -> str:
+        leave, create = (op, pairs[id(op)]) if op.kind is not OpKind.CREATE_USER else (pairs[id(op)], op)
+        return (
+            f"{op.reason}; probable rename '{leave.account}' -> '{create.account}' "
+            "(no link yet: match by id links them once scimsync has seen the account)"
+        )
+
+    return [dataclasses.replace(op, reason=hint(op)) if id(op) in pairs else op for op in ops]

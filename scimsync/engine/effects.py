@@ -2,7 +2,9 @@
 
 ``check`` compares an operation with the target's current state just before a saved plan
 applies it: already in the wanted state is *done*, still in the state the plan saw is
-*apply*, anything else is *stale* and never applied blindly. ``apply_effect`` is the
+*apply*, anything else is *stale* and never applied blindly. ``Ownership`` re-checks that
+the account is still scimsync's to touch: not protected, and still carrying the owner
+marker (or adopted by this very plan). ``apply_effect`` is the
 state after an operation succeeded; the property tests fold it over a plan.
 """
 
@@ -10,10 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from scimsync.engine.plan import Operation, OpKind
-from scimsync.models import Account, TargetDirectory, key
+from scimsync.engine.plan import Operation, OpKind, TargetPlan
+from scimsync.models import Account, TargetDirectory, glob_match, key
 
 Check = Literal["apply", "done", "stale"]
 
@@ -36,6 +39,44 @@ def check(op: Operation, fresh: Account | None, *, group_exists: bool | None = N
     if op.kind is OpKind.DELETE_USER:
         return "apply"
     return _check_flag(op, fresh)
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """What makes an account scimsync's to touch when a saved plan is applied (SPEC §5-6)."""
+
+    owner_group: str
+    owner_marker: str  # "group" (server/DC) or "external_id" (SCIM-based)
+    protected_users: tuple[str, ...]
+    adopted: frozenset[str]  # ids of the accounts this plan itself gives the owner marker
+
+    @classmethod
+    def of(
+        cls, plan: TargetPlan, *, owner_group: str, owner_marker: str, protected: tuple[str, ...]
+    ) -> Ownership:
+        """Return the ownership rule for one target's plan."""
+        adopted = frozenset(
+            op.account_id
+            for op in plan.operations
+            if op.kind is OpKind.ADD_MEMBER and op.account_id and key(op.group) == key(owner_group)
+        )
+        return cls(owner_group, owner_marker, protected, adopted)
+
+    def problem(self, op: Operation, fresh: Account | None) -> str | None:
+        """Return why ``op`` must not touch ``fresh`` any more, or None when it may."""
+        if op.kind in (OpKind.CREATE_GROUP, OpKind.CREATE_USER) or fresh is None:
+            return None
+        names = {fresh.username, op.account}
+        if any(glob_match(n, g) for n in names for g in self.protected_users):
+            return f"'{fresh.username}' is a protected user"
+        marked = (
+            bool(fresh.external_id)
+            if self.owner_marker == "external_id"
+            else fresh.in_group(self.owner_group)
+        )
+        if marked or fresh.id in self.adopted:
+            return None
+        return f"'{fresh.username}' no longer carries the owner marker, so scimsync does not own it"
 
 
 def _check_create(op: Operation, fresh: Account | None) -> Check:

@@ -20,7 +20,7 @@ from scimsync.models import DesiredAccount, GroupGrant, key
 class GuardLimits:
     """The guard settings: ``policy.max_deactivations``, ``--allow-deactivations``, privileged groups."""
 
-    max_deactivations: int | str = 25  # a number, or "N%" of the target's owned accounts, rounded down
+    max_deactivations: int | str = 25  # a number, or "N%" of the target's active owned accounts, rounded down
     allow_deactivations: int | None = None  # replaces the limit for this run and acknowledges an empty source
     privileged_groups: frozenset[str] = frozenset()
 
@@ -44,7 +44,11 @@ def check_guards(
 
 
 def deactivation_limit(limits: GuardLimits, owned_count: int) -> tuple[int, str]:
-    """Return this run's deactivation limit for a target and where it comes from."""
+    """Return this run's deactivation limit for a target and where it comes from.
+
+    ``owned_count`` is the target's ACTIVE owned accounts (SPEC §6): long-deactivated
+    accounts must not widen the limit (10% of 10 active and 90 deactivated is 1, not 10).
+    """
     if limits.allow_deactivations is not None:
         return limits.allow_deactivations, "--allow-deactivations"
     value = limits.max_deactivations
@@ -59,19 +63,26 @@ def deactivation_limit(limits: GuardLimits, owned_count: int) -> tuple[int, str]
         raise ValueError(f"policy.max_deactivations: {value!r} is not a percentage") from None
     # Fraction, not float: 29% of 100 must be 29, not 28.999... rounded down to 28.
     limit = math.floor(owned_count * percent / 100)
-    return limit, f"policy.max_deactivations {text} of {owned_count} owned"
+    return limit, f"policy.max_deactivations {text} of {owned_count} active owned"
 
 
 def _max_deactivations(plan: TargetPlan, limits: GuardLimits) -> list[GuardViolation]:
-    count = plan.count(OpKind.DEACTIVATE_USER, OpKind.DELETE_USER)
-    limit, source = deactivation_limit(limits, plan.owned_count)
+    # Leavers, not deactivate operations: with deprovision "none" a leaver only loses its
+    # managed groups, and a mass removal from product access is the same disaster (SPEC §6).
+    count = max(
+        plan.leavers, len({op.account_id or op.account for op in plan.operations if op.kind in _GONE})
+    )
+    limit, source = deactivation_limit(limits, plan.active_owned_count)
     if count <= limit:
         return []
     message = (
-        f"max_deactivations: plan deactivates {_accounts(count)} on target '{plan.target}', "
+        f"max_deactivations: plan deprovisions {_accounts(count)} on target '{plan.target}', "
         f"limit is {limit} ({source}); check the source, or re-run with --allow-deactivations {count}"
     )
     return [GuardViolation("max_deactivations", plan.target, count, limit, message)]
+
+
+_GONE = (OpKind.DEACTIVATE_USER, OpKind.DELETE_USER)
 
 
 def _empty_source(plan: TargetPlan, active_source_users: int, limits: GuardLimits) -> list[GuardViolation]:

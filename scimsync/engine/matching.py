@@ -1,12 +1,16 @@
 """Index one target's accounts and decide which account each desired account is (SPEC §3, §5-6).
 
 Pure, like ``diff``: the policy settings, the per-target context every planning rule
-reads, matching by ``match`` keys (and externalId on SCIM targets), and collisions.
-``diff`` then plans each account from the resolution.
+reads, matching by ``match`` keys (links, and externalId on SCIM targets, first), and
+collisions. ``diff`` then plans each account from the resolution.
+
+Every comparison of names goes through ``Context.key``, the target's own comparison
+(SPEC §4): a looser one (case-folding) would adopt a stranger's account.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +20,9 @@ from scimsync.engine.plan import Collision, FieldChange, Notice, Operation, OpKi
 from scimsync.models import Account, Capabilities, DesiredAccount, TargetDirectory, glob_match, key
 
 DEPROVISION_MODES = ("deactivate", "delete", "none")
-MATCH_KEYS = ("username", "email")
+MATCH_KEYS = ("id", "username", "email")
+# Keys that name one person for sure; an email may be shared, stale or edited by hand (SPEC §5).
+STRONG_KEYS = frozenset({"external_id", "id", "username"})
 SYNC_FIELDS = ("username", "email", "display_name")
 
 
@@ -24,7 +30,7 @@ SYNC_FIELDS = ("username", "email", "display_name")
 class DiffPolicy:
     """The settings of ``match`` and ``policy`` that decide what a plan does (SPEC §3)."""
 
-    match: tuple[str, ...] = ("username", "email")
+    match: tuple[str, ...] = ("id", "username", "email")
     deprovision: str = "deactivate"
     protected_users: tuple[str, ...] = ()
     owner_group: str = "scimsync-managed"
@@ -67,11 +73,21 @@ class Context:
     existing_groups: frozenset[str]  # keys of the groups that exist on the target
     # "username", "email", "external_id" -> value -> positions of the accounts that have it
     index: Mapping[str, Mapping[str, tuple[int, ...]]]
+    links: Mapping[str, int]  # source id -> position of the linked account (SPEC §5 Links)
+
+    def key(self, value: str | None) -> str:
+        """Return the comparison key of a name, the way this target compares names (SPEC §4)."""
+        return self.caps.name_key(value)
 
     @property
     def owner_key(self) -> str:
         """Return the comparison key of the owner group."""
-        return key(self.policy.owner_group)
+        return self.key(self.policy.owner_group)
+
+    def in_group(self, account: Account, group: str) -> bool:
+        """Tell whether the account is a member of ``group``, compared as the target does."""
+        wanted = self.key(group)
+        return any(self.key(g) == wanted for g in account.groups)
 
     def protected(self, username: str) -> bool:
         """Tell whether ``username`` matches a ``protected_users`` glob (case-insensitive)."""
@@ -81,11 +97,11 @@ class Context:
         """Tell whether the account carries the owner marker (SPEC §5)."""
         if self.caps.owner_marker == "external_id":
             return bool(account.external_id)
-        return account.in_group(self.policy.owner_group)
+        return self.in_group(account, self.policy.owner_group)
 
     def holders(self, what: str, value: str | None) -> tuple[int, ...]:
         """Return the accounts whose ``what`` (username, email) equals ``value``."""
-        return self.index[what].get(key(value), ()) if value else ()
+        return self.index[what].get(self.key(value), ()) if value else ()
 
     def notice(self, account: str, kind: str, message: str) -> Notice:
         """Return a notice about ``account`` on this target."""
@@ -120,56 +136,108 @@ class Context:
         )
 
 
-def build_context(target: str, actual: TargetDirectory, policy: DiffPolicy, caps: Capabilities) -> Context:
-    """Index the target's accounts by username, email and externalId; name its managed groups."""
-    existing = {key(g): g for g in sorted(actual.groups)}
+def build_context(
+    target: str,
+    actual: TargetDirectory,
+    policy: DiffPolicy,
+    caps: Capabilities,
+    links: Mapping[str, str] | None = None,
+) -> Context:
+    """Index the target's accounts by username, email and externalId; name its managed groups.
+
+    ``links`` maps source ids to the stable ids of the accounts scimsync created or adopted
+    for them (the state file). A link counts only while its account exists and still
+    carries the owner marker: a stale or tampered state file never hands a stranger's
+    account to anyone.
+    """
+    fold = caps.name_key
+    existing = {fold(g): g for g in sorted(actual.groups)}
     names = set(policy.managed_groups)
     if caps.owner_marker != "external_id":
         names.add(policy.owner_group)
     index: dict[str, dict[str, list[int]]] = {"username": {}, "email": {}, "external_id": {}}
+    by_id: dict[str, int] = {}
     for j, a in enumerate(actual.accounts):
+        by_id[a.id] = j
         # externalId is case-sensitive (reference §3.9); usernames and emails are not (SPEC §4).
         for what, value in (
-            ("username", key(a.username)),
-            ("email", key(a.email)),
+            ("username", fold(a.username)),
+            ("email", fold(a.email)),
             ("external_id", a.external_id),
         ):
             if value:
                 index[what].setdefault(value, []).append(j)
-    return Context(
+    ctx = Context(
         target=target,
         policy=policy,
         caps=caps,
         accounts=actual.accounts,
-        managed={key(n): existing.get(key(n), n) for n in sorted(names)},
+        managed={fold(n): existing.get(fold(n), n) for n in sorted(names)},
         existing_groups=frozenset(existing),
         index={what: {v: tuple(js) for v, js in by.items()} for what, by in index.items()},
+        links={},
     )
+    trusted = {
+        source_id: by_id[account_id]
+        for source_id, account_id in sorted((links or {}).items())
+        if account_id in by_id and ctx.owned_by_marker(actual.accounts[by_id[account_id]])
+    }
+    return dataclasses.replace(ctx, links=trusted)
+
+
+@dataclass(frozen=True)
+class Match:
+    """The account a desired account matched, by which key, and that key's rank (0 = first)."""
+
+    position: int
+    how: str
+    rank: int
 
 
 @dataclass(frozen=True)
 class Resolution:
     """Which account each desired account is, and who may not be planned at all."""
 
-    matches: tuple[tuple[int, str] | None, ...]  # per desired account: (account position, how)
+    matches: tuple[Match | None, ...]  # per desired account
     claimed: Mapping[int, tuple[int, ...]]  # account position -> desired accounts matching it
     blocked: frozenset[int]  # desired accounts in a collision: neither created nor changed
     collisions: tuple[Collision, ...]
 
 
 def resolve(ctx: Context, desired: Sequence[DesiredAccount]) -> Resolution:
-    """Match every desired account to at most one account and find the collisions (SPEC §6)."""
-    clashes = _field_collisions(ctx.target, desired)
+    """Match every desired account to at most one account and find the collisions (SPEC §6).
+
+    Two or more active source users matching one account are a collision. An inactive
+    user never blocks anyone (SPEC §6): matched by an earlier key than every active user
+    (a link before a username, a username before an email) it keeps the account, and the
+    active users are treated as unmatched; otherwise the active user keeps it.
+    """
+    clashes = _field_collisions(ctx, desired)
     blocked = {i for _, found in clashes for i in found}
-    matches = tuple(_match(ctx, d) for d in desired)
-    claimed: dict[int, list[int]] = defaultdict(list)
-    for i, m in enumerate(matches):
+    tried = [_match(ctx, d) for d in desired]
+    by_account: dict[int, list[int]] = defaultdict(list)
+    for i, m in enumerate(tried):
         if m is not None:
-            claimed[m[0]].append(i)
+            by_account[m.position].append(i)
+    matches: list[Match | None] = list(tried)
+    claimed: dict[int, list[int]] = {}
+    rank = {i: m.rank for i, m in enumerate(tried) if m is not None}
+    for j, found in by_account.items():
+        best = min(rank[i] for i in found)
+        top = [i for i in found if rank[i] == best]
+        active = [i for i in found if desired[i].active]
+        # Several active users on one account are a collision, whatever keys matched;
+        # an inactive user only wins over active ones matched by a later key, and then the
+        # active ones are treated as unmatched (two inactive users deprovision it once).
+        winners = active if any(desired[i].active for i in top) else top[:1]
+        for i in found:
+            if i not in winners:
+                matches[i] = None
+        claimed[j] = winners
     clashes += _account_collisions(ctx, desired, claimed, blocked)
     blocked |= {i for _, found in clashes for i in found}
     return Resolution(
-        matches=matches,
+        matches=tuple(matches),
         claimed={j: tuple(found) for j, found in claimed.items()},
         blocked=frozenset(blocked),
         collisions=tuple(sorted((c for c, _ in clashes), key=lambda c: (c.field, c.value))),
@@ -180,16 +248,20 @@ def _names(desired: Sequence[DesiredAccount], found: Iterable[int]) -> tuple[str
     return tuple(sorted({desired[i].source_username for i in found}, key=lambda n: (key(n), n)))
 
 
-def _field_collisions(target: str, desired: Sequence[DesiredAccount]) -> list[tuple[Collision, list[int]]]:
-    """Return a collision per username or email that several desired accounts share, with who."""
+def _field_collisions(ctx: Context, desired: Sequence[DesiredAccount]) -> list[tuple[Collision, list[int]]]:
+    """Return a collision per username or email that several ACTIVE desired accounts share.
+
+    An inactive user never collides: a leaver whose email a new hire reuses must still
+    be deprovisioned (SPEC §6).
+    """
     clashes = []
     for name in ("username", "email"):
         sharing: dict[str, list[int]] = defaultdict(list)
         for i, d in enumerate(desired):
-            if getattr(d, name):  # an empty email is no email, not a shared one
-                sharing[key(getattr(d, name))].append(i)
+            if d.active and getattr(d, name):  # an empty email is no email, not a shared one
+                sharing[ctx.key(getattr(d, name))].append(i)
         clashes += [
-            (Collision(target, name, v, _names(desired, f)), f) for v, f in sharing.items() if len(f) > 1
+            (Collision(ctx.target, name, v, _names(desired, f)), f) for v, f in sharing.items() if len(f) > 1
         ]
     return clashes
 
@@ -197,7 +269,7 @@ def _field_collisions(target: str, desired: Sequence[DesiredAccount]) -> list[tu
 def _account_collisions(
     ctx: Context, desired: Sequence[DesiredAccount], claimed: Mapping[int, list[int]], blocked: set[int]
 ) -> list[tuple[Collision, list[int]]]:
-    """Return a collision per account that several desired accounts resolve to, with who."""
+    """Return a collision per account that several active desired accounts still tie for."""
     # Users already in one username/email collision resolve to the same account anyway;
     # list the account only when it drags in someone new.
     return [
@@ -207,13 +279,18 @@ def _account_collisions(
     ]
 
 
-def _match(ctx: Context, d: DesiredAccount) -> tuple[int, str] | None:
+def _match(ctx: Context, d: DesiredAccount) -> Match | None:
     """Return the account ``d`` matches and how; ambiguous keys match nothing (SPEC §3 ``match``)."""
     tries: list[tuple[str, tuple[int, ...]]] = []
     if ctx.caps.owner_marker == "external_id":
         tries.append(("external_id", ctx.index["external_id"].get(d.source_id, ()) if d.source_id else ()))
-    tries += [(how, ctx.holders(how, getattr(d, how))) for how in ctx.policy.match]
-    for how, found in tries:
+    for how in ctx.policy.match:
+        if how == "id":
+            linked = ctx.links.get(d.source_id)
+            tries.append(("id", () if linked is None else (linked,)))
+        else:
+            tries.append((how, ctx.holders(how, getattr(d, how))))
+    for rank, (how, found) in enumerate(tries):
         if len(found) == 1:
-            return found[0], how
+            return Match(found[0], how, rank)
     return None

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from scimsync.errors import PlanFileError
+from scimsync.models import key
 
 FORMAT_VERSION = 1
 
@@ -73,7 +74,7 @@ class Operation:
 
     def sort_key(self) -> tuple[int, str, str]:
         """Order operations by SPEC §6 phase, then by account and group."""
-        return (_ORDER[self.kind], self.account.casefold(), (self.group or "").casefold())
+        return (_ORDER[self.kind], key(self.account), key(self.group))
 
     def change(self, name: str) -> FieldChange | None:
         """Return the change of field ``name``, if this operation makes one."""
@@ -113,7 +114,14 @@ class GuardViolation:
 
 @dataclass(frozen=True)
 class TargetPlan:
-    """The plan for one target. ``error`` is set when the target could not be read."""
+    """The plan for one target. ``error`` is set when the target could not be read.
+
+    ``leavers`` counts the accounts deprovisioned (deactivated, deleted, or with
+    ``deprovision: none`` removed from their managed groups), as the max_deactivations
+    guard counts them; ``links`` maps source ids to the accounts matched to them, and
+    ``rule_groups`` the groups templated rules produce, both kept in the state file by
+    apply (SPEC §5).
+    """
 
     target: str
     type: str
@@ -122,6 +130,10 @@ class TargetPlan:
     notices: tuple[Notice, ...] = ()
     owned_count: int = 0
     error: str | None = None
+    active_owned_count: int = 0
+    leavers: int = 0
+    links: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+    rule_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False, hash=False)
 
     def count(self, *kinds: OpKind) -> int:
         """Count the operations of the given kinds."""
@@ -139,6 +151,7 @@ class Plan:
     source_users: int = 0
     guards: tuple[GuardViolation, ...] = ()
     format_version: int = FORMAT_VERSION
+    warnings: tuple[str, ...] = ()  # said on stderr; not part of the plan file
 
     @property
     def operations(self) -> tuple[Operation, ...]:
@@ -181,7 +194,7 @@ def summarize(operations: Iterable[Operation]) -> Summary:
     ops = list(operations)
 
     def accounts(*kinds: OpKind) -> int:
-        return len({(op.target, op.account.casefold()) for op in ops if op.kind in kinds})
+        return len({(op.target, key(op.account)) for op in ops if op.kind in kinds})
 
     return Summary(
         create=accounts(OpKind.CREATE_USER),
@@ -226,12 +239,16 @@ def _target_to_dict(t: TargetPlan) -> dict[str, Any]:
         "target": t.target,
         "type": t.type,
         "owned_count": t.owned_count,
+        "active_owned_count": t.active_owned_count,
+        "leavers": t.leavers,
         "error": t.error,
         "operations": [_op_to_dict(op) for op in t.operations],
         "collisions": [
             {"field": c.field, "value": c.value, "source_users": list(c.source_users)} for c in t.collisions
         ],
         "notices": [{"account": n.account, "kind": n.kind, "message": n.message} for n in t.notices],
+        "links": dict(t.links),
+        "rule_groups": {k: list(v) for k, v in t.rule_groups.items()},
     }
 
 
@@ -249,50 +266,124 @@ def _op_to_dict(op: Operation) -> dict[str, Any]:
 
 
 def from_dict(data: Mapping[str, Any]) -> Plan:
-    """Rebuild a plan from its JSON form; raise PlanFileError when it is not one."""
+    """Rebuild a plan from its JSON form; raise PlanFileError when it is not one.
+
+    Every field is type-checked: a hand-edited or damaged plan file is refused with the
+    field it got wrong, never half-applied.
+    """
     try:
         version = data["format_version"]
         if version != FORMAT_VERSION:
             raise PlanFileError(
                 f"plan file has format version {version}; this scimsync reads version {FORMAT_VERSION}"
             )
-        targets = tuple(_target_from_dict(t) for t in data["targets"])
-        guards = tuple(GuardViolation(**g) for g in data.get("guards", []))
+        targets = tuple(_target_from_dict(_obj(t, "targets[]")) for t in _list(data["targets"], "targets"))
+        guards = tuple(
+            GuardViolation(
+                guard=_text(g["guard"], "guard"),
+                target=_text(g["target"], "guard target"),
+                count=_int(g["count"], "guard count"),
+                limit=_int(g["limit"], "guard limit"),
+                message=_text(g["message"], "guard message"),
+            )
+            for g in (_obj(x, "guards[]") for x in _list(data.get("guards", []), "guards"))
+        )
         return Plan(
             targets=targets,
-            config_digest=str(data["config_digest"]),
-            created_at=str(data.get("created_at", "")),
-            source=str(data.get("source", "")),
-            source_users=int(data.get("source_users", 0)),
+            config_digest=_text(data["config_digest"], "config_digest"),
+            created_at=_text(data.get("created_at", ""), "created_at"),
+            source=_text(data.get("source", ""), "source"),
+            source_users=_int(data.get("source_users", 0), "source_users"),
             guards=guards,
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PlanFileError(f"not a scimsync plan file: missing or bad field {exc}") from None
+    except KeyError as exc:
+        raise PlanFileError(f"not a scimsync plan file: missing field {exc}") from None
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise PlanFileError(f"not a scimsync plan file: {exc}") from None
 
 
 def _target_from_dict(t: Mapping[str, Any]) -> TargetPlan:
-    name = str(t["target"])
+    name = _text(t["target"], "target")
     return TargetPlan(
         target=name,
-        type=str(t["type"]),
-        owned_count=int(t.get("owned_count", 0)),
-        error=t.get("error"),
+        type=_text(t["type"], "type"),
+        owned_count=_int(t.get("owned_count", 0), "owned_count"),
+        active_owned_count=_int(t.get("active_owned_count", 0), "active_owned_count"),
+        leavers=_int(t.get("leavers", 0), "leavers"),
+        links={_text(k, "links"): _text(v, "links") for k, v in _obj(t.get("links") or {}, "links").items()},
+        rule_groups={
+            _text(k, "rule_groups"): tuple(_text(g, "rule_groups") for g in _list(v, "rule_groups"))
+            for k, v in _obj(t.get("rule_groups") or {}, "rule_groups").items()
+        },
+        error=_maybe_text(t.get("error"), "error"),
         operations=tuple(
-            Operation(
-                kind=OpKind(op["op"]),
-                target=name,
-                account=str(op["account"]),
-                account_id=op.get("account_id"),
-                group=op.get("group"),
-                changes=tuple(FieldChange(c["field"], c["old"], c["new"]) for c in op.get("changes", [])),
-                reason=str(op.get("reason", "")),
-                expected=dict(op.get("expected", {})),
-                source_id=op.get("source_id"),
-            )
-            for op in t["operations"]
+            _op_from_dict(name, _obj(op, "operations[]")) for op in _list(t["operations"], "operations")
         ),
         collisions=tuple(
-            Collision(name, c["field"], c["value"], tuple(c["source_users"])) for c in t.get("collisions", [])
+            Collision(
+                name,
+                _text(c["field"], "collision field"),
+                _text(c["value"], "collision value"),
+                tuple(_text(u, "collision source_users") for u in _list(c["source_users"], "source_users")),
+            )
+            for c in (_obj(x, "collisions[]") for x in _list(t.get("collisions", []), "collisions"))
         ),
-        notices=tuple(Notice(name, n["account"], n["kind"], n["message"]) for n in t.get("notices", [])),
+        notices=tuple(
+            Notice(
+                name,
+                _text(n["account"], "notice account"),
+                _text(n["kind"], "notice kind"),
+                _text(n["message"], "notice message"),
+            )
+            for n in (_obj(x, "notices[]") for x in _list(t.get("notices", []), "notices"))
+        ),
     )
+
+
+def _op_from_dict(target: str, op: Mapping[str, Any]) -> Operation:
+    return Operation(
+        kind=OpKind(op["op"]),
+        target=target,
+        account=_text(op["account"], "account"),
+        account_id=_maybe_text(op.get("account_id"), "account_id"),
+        group=_maybe_text(op.get("group"), "group"),
+        changes=tuple(
+            FieldChange(
+                _text(c["field"], "change field"),
+                _maybe_text(c["old"], "change old"),
+                _maybe_text(c["new"], "change new"),
+            )
+            for c in (_obj(x, "changes[]") for x in _list(op.get("changes", []), "changes"))
+        ),
+        reason=_text(op.get("reason", ""), "reason"),
+        expected=dict(_obj(op.get("expected", {}), "expected")),
+        source_id=_maybe_text(op.get("source_id"), "source_id"),
+    )
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"field '{what}' must be text, not {type(value).__name__}")
+    return value
+
+
+def _maybe_text(value: Any, what: str) -> str | None:
+    return None if value is None else _text(value, what)
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"field '{what}' must be a whole number, not {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"field '{what}' must be a list, not {type(value).__name__}")
+    return value
+
+
+def _obj(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"field '{what}' must be an object, not {type(value).__name__}")
+    return value

@@ -1,40 +1,55 @@
 """A source that reads user records from a CSV, JSON or YAML file (SPEC §3, "file").
 
-Records use the §4 field names; ``id`` defaults to ``username``, ``active`` to true,
-and any other field goes to ``attributes``. Groups are the names the records list.
+Records use the §4 field names, or the file's own column names through ``columns``.
+A record needs a username or an email: ``username`` defaults to the email, ``id`` to
+the username, ``active`` to true; every column not mapped to a field goes to
+``attributes``. Every value is read as text. Groups are the names the records list
+in ``groups`` and in the ``group_columns``. Parsing itself lives in ``file_formats``.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
-from collections.abc import Iterator, Mapping
+import difflib
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
-
-import yaml
 
 from scimsync.config import FileSourceConfig
 from scimsync.errors import ConnectorError
 from scimsync.models import Group, SourceDirectory, User, key
+from scimsync.sources.file_formats import (
+    FormatError,
+    csv_rows,
+    decode,
+    document_records,
+    load_json,
+    load_yaml,
+)
 from scimsync.targets.base import Progress, no_progress
 
-FIELDS = ("id", "username", "email", "first_name", "last_name", "display_name", "active", "groups")
-REQUIRED = ("username", "email")
+FIELDS = FileSourceConfig.FIELDS
+# A number here loses what makes it an identity (leading zeros, formatting): JSON must quote it.
+IDENTITY = ("id", "username", "email")
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
+SUFFIXES = (".csv", ".json", ".yaml", ".yml")
 
 
 class FileSource:
-    """Read users from a file; for demos, tests and IdPs that can only export."""
+    """Read users from a file; for HR exports, demos, tests and IdPs that can only export."""
 
     type = "file"
 
     def __init__(self, name: str, config: FileSourceConfig) -> None:
         self.name = name
         self.path: Path = config.path
+        self.config = config
+        # model field -> the file's column (or JSON/YAML key)
+        self.column = {f: config.columns.get(f, f) for f in FIELDS}
+        self._mapped = frozenset(self.column.values())  # every other column is an attribute
+        self._active_words = {w.strip().casefold() for w in config.active_values}
+        self._inactive_words = {w.strip().casefold() for w in config.inactive_values}
 
     def check(self) -> str:
         """Read and validate the whole file; describe what it holds."""
@@ -60,105 +75,138 @@ class FileSource:
     def _fail(self, where: str, cause: str) -> NoReturn:
         raise ConnectorError(self.name, f"{self.path} {where}".rstrip(), cause)
 
-    def _records(self) -> Iterator[tuple[str, Any]]:
+    @property
+    def _has_statuses(self) -> bool:
+        return bool(self.config.active_values or self.config.inactive_values)
+
+    # --- reading the file ---------------------------------------------------------
+
+    def _records(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
         suffix = self.path.suffix.lower()
-        if suffix not in (".csv", ".json", ".yaml", ".yml"):
+        if suffix not in SUFFIXES:
             self._fail("", f"unsupported file type '{suffix}' (use .csv, .json, .yaml or .yml)")
         try:
-            # utf-8-sig: spreadsheet programs start their CSV exports with a byte order mark.
-            text = self.path.read_text(encoding="utf-8-sig")
+            data = self.path.read_bytes()
         except OSError as exc:
             self._fail("", f"cannot read: {exc.strerror or exc}")
-        except UnicodeDecodeError:
-            self._fail("", "not UTF-8 text")
-        if suffix == ".csv":
-            yield from self._csv_records(text)
-        else:
-            yield from self._document_records(self._load(text, suffix))
-
-    def _csv_records(self, text: str) -> Iterator[tuple[str, Any]]:
-        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-        header = reader.fieldnames or []
-        missing = [f for f in REQUIRED if f not in header]
-        if missing:
-            self._fail("line 1", f"missing column '{missing[0]}'")
         try:
-            for row in reader:
-                if None in row:
-                    self._fail(f"line {reader.line_num}", "more values than columns")
-                if None in row.values():
-                    # A half-written export: guessing the rest could deprovision someone.
-                    self._fail(f"line {reader.line_num}", "fewer values than columns (a truncated file?)")
-                yield f"line {reader.line_num}", row
-        except csv.Error as exc:
-            # line_num still points at the end of the last good record.
-            self._fail(f"line {reader.line_num + 1}", f"invalid CSV: {exc}")
+            text = decode(data, self.config.encoding)
+            if suffix == ".csv":
+                header, rows = csv_rows(text, self.config.delimiter)
+                self._check_columns(header, "line 1", header=True)
+                yield from rows
+            else:
+                records = list(document_records(load_json(text) if suffix == ".json" else load_yaml(text)))
+                if records:
+                    seen = dict.fromkeys(k for _, r in records for k in r)
+                    self._check_columns(list(seen), "", header=False)
+                yield from records
+        except FormatError as exc:
+            self._fail(exc.where, exc.cause)
 
-    def _load(self, text: str, suffix: str) -> Any:
-        try:
-            return json.loads(text) if suffix == ".json" else yaml.safe_load(text)
-        except json.JSONDecodeError as exc:
-            self._fail(f"line {exc.lineno}", f"invalid JSON: {exc.msg}")
-        except yaml.MarkedYAMLError as exc:
-            line = f"line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
-            self._fail(line, f"invalid YAML: {exc.problem or exc.context}")
-        except yaml.YAMLError as exc:
-            self._fail("", f"invalid YAML: {exc}")
+    def _check_columns(self, names: list[str], where: str, *, header: bool) -> None:
+        """Refuse a configured column the file does not have, naming the closest one it has.
 
-    def _document_records(self, data: Any) -> Iterator[tuple[str, Any]]:
-        if isinstance(data, dict) and set(data) == {"users"}:
-            data = data["users"]
-        if not isinstance(data, list):
-            self._fail("", "expected a list of user records, or {users: [...]}")
-        for number, record in enumerate(data, start=1):
-            if not isinstance(record, dict):
-                self._fail(f"record {number}", "must be a mapping of field names to values")
-            yield f"record {number}", record
+        ``names`` are a CSV header's columns, or every key some JSON/YAML record has.
+        """
+        wanted = [*self.config.columns.values(), *self.config.group_columns]
+        if self._has_statuses:
+            wanted.append(self.column["active"])
+        present = set(names)
+        for column in wanted:
+            if column not in present:
+                close = difflib.get_close_matches(column, names, n=1, cutoff=0.6)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                self._fail(where, f"no column '{column}' ({hint}the file has: {', '.join(names)})")
+        username, email = self.column["username"], self.column["email"]
+        if header and not present & {username, email}:
+            self._fail(
+                where,
+                f"no username or email column (looked for '{username}' and '{email}'; "
+                f"the file has: {', '.join(names)})",
+            )
+
+    # --- one record -> one user ---------------------------------------------------
 
     def _user(self, where: str, record: Mapping[str, Any]) -> User:
         text = {f: self._text(where, record, f) for f in FIELDS if f not in ("active", "groups")}
-        for name in REQUIRED:
-            if not text[name]:
-                self._fail(where, f"missing field '{name}'")
+        username = text["username"] or text["email"]
+        if not username:
+            names = f"'{self.column['username']}' and '{self.column['email']}'"
+            self._fail(where, f"needs a username or an email ({names} are empty)")
         first, last = text["first_name"], text["last_name"]
         return User(
-            id=text["id"] or text["username"],
-            username=text["username"],
+            id=text["id"] or username,
+            username=username,
             email=text["email"],
             first_name=first,
             last_name=last,
             display_name=text["display_name"] or f"{first} {last}".strip(),
-            active=self._active(where, record.get("active")),
-            groups=self._groups(where, record.get("groups")),
-            attributes={str(k): v for k, v in record.items() if k not in FIELDS},
+            active=self._active(where, record),
+            groups=self._groups(where, record),
+            attributes={str(k): v for k, v in record.items() if k not in self._mapped},
         )
 
     def _text(self, where: str, record: Mapping[str, Any], field: str) -> str:
-        value = record.get(field)
+        column = self.column[field]
+        value = record.get(column)
         if value is None:
             return ""
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            self._fail(where, f"field '{field}' must be text")
-        return str(value).strip()
+        if isinstance(value, str):
+            return value.strip()
+        if isinstance(value, bool | int | float) and field in IDENTITY:
+            # Only JSON has typed scalars here: YAML is read as text.
+            shown = str(value).lower() if isinstance(value, bool) else str(value)
+            self._fail(where, f"field '{column}' must be a string, not {shown} (put it in quotes)")
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return str(value)
+        self._fail(where, f"field '{column}' must be text")
 
-    def _active(self, where: str, value: Any) -> bool:
+    def _active(self, where: str, record: Mapping[str, Any]) -> bool:
+        column = self.column["active"]
+        value = record.get(column)
         if isinstance(value, bool):
             return value
-        word = "" if value is None else str(value).strip().lower()
-        if word in _TRUE or not word:
+        if value is not None and not isinstance(value, str | int):
+            self._fail(where, f"field '{column}' must be text")
+        word = "" if value is None else str(value).strip()
+        if self._has_statuses:
+            return self._status(where, column, word)
+        if word.lower() in _TRUE or not word:
             return True
-        if word in _FALSE:
+        if word.lower() in _FALSE:
             return False
-        self._fail(where, "field 'active' must be true or false (or yes/no, 1/0)")
+        self._fail(where, f"field '{column}' must be true or false (or yes/no, 1/0)")
 
-    def _groups(self, where: str, value: Any) -> tuple[str, ...]:
+    def _status(self, where: str, column: str, word: str) -> bool:
+        if word.casefold() in self._active_words:
+            return True
+        if word.casefold() in self._inactive_words:
+            return False
+        known = ", ".join(w.strip() for w in [*self.config.active_values, *self.config.inactive_values])
+        self._fail(
+            where,
+            f"field '{column}' has the value '{word}', which is in neither active_values nor "
+            f"inactive_values (known values: {known})",
+        )
+
+    def _groups(self, where: str, record: Mapping[str, Any]) -> tuple[str, ...]:
+        columns = [self.column["groups"], *self.config.group_columns]
+        return tuple(g for column in columns for g in self._group_names(where, column, record.get(column)))
+
+    def _group_names(self, where: str, column: str, value: Any) -> Iterable[str]:
+        separator = self.config.group_separator
         if value is None:
             return ()
         if isinstance(value, str):
-            value = value.split(";")
+            value = value.split(separator)
         if not isinstance(value, list) or not all(isinstance(g, str) for g in value):
-            self._fail(where, "field 'groups' must be a list of group names, or names separated by ';'")
-        return tuple(g.strip() for g in value if g.strip())
+            self._fail(
+                where, f"field '{column}' must be a list of group names, or names separated by '{separator}'"
+            )
+        return [g.strip() for g in value if g.strip()]
 
 
 def _with_groups(users: list[User]) -> SourceDirectory:

@@ -189,9 +189,17 @@ class JiraTarget:
 
     def create_user(self, username: str, email: str, display_name: str) -> Account:
         """Create an active user; Jira picks a random password and sends no email (§1.3)."""
-        # §1.3: no password -> a random one; notification is a string in the schema; no
-        # applicationKeys, so the instance's default product access applies.
-        body = {"name": username, "emailAddress": email, "displayName": display_name, "notification": "false"}
+        # §1.3: no password -> a random one; notification is a string in the schema.
+        # applicationKeys [] grants no product access by itself: left out, Jira would put the
+        # user into its default roles' default groups, memberships the plan never showed
+        # (§1.9). Access comes from the managed groups the plan adds next.
+        body = {
+            "name": username,
+            "emailAddress": email,
+            "displayName": display_name,
+            "notification": "false",
+            "applicationKeys": [],
+        }
         obj, endpoint = f"user {username}", f"POST {API}/user"
         response = self._send("POST", "/user", obj, body=body)
         if response.status_code >= 300:
@@ -236,8 +244,16 @@ class JiraTarget:
         obj = f"membership {account.username} in {group}"
         params = {"groupname": group, "username": account.username}
         response = self._send("DELETE", "/group/user", obj, params=params, refusals=(*REFUSALS, 404))
-        if response.status_code < 300 or not self._is_member(account, group):
+        # §1.8: group/member and the user's groups count nested memberships, so even a
+        # removal Jira accepted is done only when the user is no member any more.
+        if not self._is_member(account, group):
             return  # §6: removing a non-member is refused, in the caller's language
+        if response.status_code < 300:
+            cause = (
+                f"still a member of {group} through a nested group after the direct membership was "
+                "removed; remove the nesting in Jira"
+            )
+            raise ConnectorError(self.name, obj, cause, status=response.status_code)
         error = self._refused(response, obj)
         if isinstance(error, NotManageableError):
             raise error

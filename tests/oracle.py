@@ -1,0 +1,268 @@
+"""An oracle for the engine, written from SPEC §4-§6 alone (STYLE.md "Tests").
+
+Nothing here calls scimsync code: not ``models.key`` or ``glob_match``, not matching,
+diff or effects. Only the value types (accounts, desired accounts, operations, the
+policy settings) are shared, because they are the engine's interface. Names compare the
+way Jira compares them, ``str.lower()`` and never ``casefold()`` (SPEC §4); ownership is
+the SPEC §5 rule; ``simulate`` applies operations the way Jira would, strictly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from scimsync.engine.matching import DiffPolicy
+from scimsync.engine.plan import Operation, OpKind
+from scimsync.models import Account, DesiredAccount, TargetDirectory
+
+# SPEC §6 "Order of application".
+PHASE = {
+    OpKind.CREATE_GROUP: 0,
+    OpKind.CREATE_USER: 1,
+    OpKind.REACTIVATE_USER: 1,
+    OpKind.UPDATE_USER: 2,
+    OpKind.ADD_MEMBER: 3,
+    OpKind.REMOVE_MEMBER: 4,
+    OpKind.DEACTIVATE_USER: 5,
+    OpKind.DELETE_USER: 5,
+}
+DEPROVISIONS = (OpKind.DEACTIVATE_USER, OpKind.DELETE_USER)
+MEMBERSHIPS = (OpKind.ADD_MEMBER, OpKind.REMOVE_MEMBER)
+
+
+def same(a: str | None, b: str | None) -> bool:
+    """Compare two names as Jira does: lower-cased, not case-folded (SPEC §4)."""
+    return a is not None and b is not None and a.lower() == b.lower()
+
+
+def is_protected(username: str, globs: Iterable[str]) -> bool:
+    """Tell whether a username matches a ``protected_users`` glob, ignoring case (SPEC §3, §5)."""
+    return any(fnmatch.fnmatchcase(username.lower(), g.lower()) for g in globs)
+
+
+@dataclass(frozen=True)
+class World:
+    """One target's state and one run's input: what the oracle judges a plan against."""
+
+    desired: tuple[DesiredAccount, ...]
+    actual: TargetDirectory
+    policy: DiffPolicy
+    links: Mapping[str, str]
+
+    def marked(self, account: Account) -> bool:
+        """Tell whether the account carries the owner marker: the owner group (SPEC §5)."""
+        return any(same(g, self.policy.owner_group) for g in account.groups)
+
+    def by_id(self, account_id: str | None) -> Account | None:
+        """Return the account with that stable id."""
+        return next((a for a in self.actual.accounts if a.id == account_id), None)
+
+    def named(self, username: str) -> list[Account]:
+        """Return the accounts with that username."""
+        return [a for a in self.actual.accounts if same(a.username, username)]
+
+    def email_holders(self, email: str | None) -> list[Account]:
+        """Return the accounts with that email."""
+        return [a for a in self.actual.accounts if email and same(a.email, email)]
+
+    def linked(self, source_id: str) -> Account | None:
+        """Return the account a link names, if it exists and still carries the marker (SPEC §5)."""
+        account = self.by_id(self.links.get(source_id))
+        return account if account is not None and self.marked(account) else None
+
+    def could_match(self, d: DesiredAccount, account: Account) -> bool:
+        """Tell whether some ``match`` key could find ``account`` for ``d`` (a superset of matching)."""
+        match = self.policy.match
+        return (
+            ("id" in match and self.linked(d.source_id) == account)
+            or ("username" in match and same(d.username, account.username))
+            or ("email" in match and same(d.email, account.email) and len(self.email_holders(d.email)) == 1)
+        )
+
+    def owned(self, account: Account) -> bool:
+        """Tell whether the account is scimsync's: marked, or matching an in-scope user (SPEC §5)."""
+        return self.marked(account) or any(self.could_match(d, account) for d in self.desired)
+
+    def protected(self, username: str) -> bool:
+        """Tell whether a username is protected."""
+        return is_protected(username, self.policy.protected_users)
+
+    def managed(self) -> set[str]:
+        """Return the lowered names of the managed groups, the owner group included (SPEC §5)."""
+        return {g.lower() for g in self.policy.managed_groups} | {self.policy.owner_group.lower()}
+
+    def source(self, source_id: str | None) -> DesiredAccount | None:
+        """Return the desired account of a source id."""
+        return next((d for d in self.desired if source_id is not None and d.source_id == source_id), None)
+
+
+def untouchable_violations(world: World, ops: Sequence[Operation]) -> list[str]:
+    """Name every operation that touches a protected or unowned account (SPEC §5)."""
+    created = {op.account.lower() for op in ops if op.kind is OpKind.CREATE_USER}
+    problems = []
+    for op in ops:
+        if op.kind is OpKind.CREATE_GROUP:
+            continue
+        if op.kind is OpKind.CREATE_USER and world.protected(op.account):
+            problems.append(f"creates protected user {op.account!r}")
+        if op.account_id is None and op.kind is not OpKind.CREATE_USER:
+            if not (op.kind is OpKind.ADD_MEMBER and op.account.lower() in created):
+                problems.append(f"{op.kind.value} of {op.account!r} names no account")
+            continue
+        named = world.named(op.account)
+        by_id = world.by_id(op.account_id)
+        if op.account_id is not None:
+            if by_id is None:
+                problems.append(f"{op.kind.value} names missing account id {op.account_id!r}")
+            else:
+                named.append(by_id)
+        for account in named:
+            if world.protected(account.username):
+                problems.append(f"{op.kind.value} touches protected account {account.username!r}")
+            elif not world.owned(account):
+                problems.append(
+                    f"{op.kind.value} touches unowned account {account.username!r} ({account.id})"
+                )
+    return problems
+
+
+def present_person_violations(world: World, ops: Sequence[Operation]) -> list[str]:
+    """Name every deprovisioning of an account an active source user maps to (SPEC §5, §6)."""
+    active = [d for d in world.desired if d.active]
+    usernames = {d.username.lower() for d in active}
+    emails = {d.email.lower() for d in active if d.email}
+    match = world.policy.match
+
+    def leaver_keeps_it(account: Account) -> bool:
+        # An inactive user found by a strong key never blocks: an email may be reused (SPEC §6).
+        return any(
+            ("id" in match and world.linked(d.source_id) == account)
+            or ("username" in match and same(d.username, account.username))
+            for d in world.desired
+            if not d.active
+        )
+
+    problems = []
+    for op in ops:
+        if op.kind not in (*DEPROVISIONS, OpKind.REMOVE_MEMBER) or op.account_id is None:
+            continue
+        account = world.by_id(op.account_id)
+        if account is None:
+            continue  # untouchable_violations reports it
+        held = account.username.lower() in usernames or (
+            account.email is not None and account.email.lower() in emails and not leaver_keeps_it(account)
+        )
+        if not held:
+            continue
+        if op.kind is OpKind.REMOVE_MEMBER and any(
+            world.could_match(d, account) and not any(same(g.group, op.group) for g in d.grants)
+            for d in active
+        ):
+            continue  # an active user's account losing a group no rule gives any more
+        problems.append(
+            f"{op.kind.value} {op.group or ''} of {account.username!r}: an active source user maps to it"
+        )
+    return problems
+
+
+def unmanaged_group_writes(world: World, ops: Sequence[Operation]) -> list[str]:
+    """Name every membership change of a group that is not managed (SPEC §5)."""
+    managed = world.managed()
+    return [
+        f"{op.kind.value} {op.group!r} of {op.account!r}"
+        for op in ops
+        if op.kind in MEMBERSHIPS and (op.group or "").lower() not in managed
+    ]
+
+
+def expected_leavers(world: World, ops: Sequence[Operation]) -> int:
+    """Count the leavers as the max_deactivations guard must (SPEC §6)."""
+    if world.policy.deprovision != "none":
+        return len({op.account_id for op in ops if op.kind in DEPROVISIONS})
+    # With deprovision "none" a leaver is an owned account removed from its managed groups;
+    # an active user's account losing a group no rule gives any more is not one.
+    active = {d.source_id for d in world.desired if d.active}
+    acting_for_active = {op.account_id for op in ops if op.source_id in active}
+    removed = {op.account_id for op in ops if op.kind is OpKind.REMOVE_MEMBER}
+    return len(removed - acting_for_active)
+
+
+def provenance_violations(world: World, ops: Sequence[Operation]) -> list[str]:
+    """Name every operation on an existing account done for a source user who cannot match it."""
+    problems = []
+    for op in ops:
+        account = world.by_id(op.account_id)
+        if account is None or op.source_id is None:
+            continue
+        d = world.source(op.source_id)
+        if d is None:
+            problems.append(f"{op.kind.value} of {account.username!r} for unknown source id {op.source_id!r}")
+        elif not world.could_match(d, account):
+            problems.append(
+                f"{op.kind.value} of {account.username!r} for {d.username!r}, who cannot match it"
+            )
+    return problems
+
+
+class RejectedError(AssertionError):
+    """The simulated Jira refuses an operation: the plan could not be carried out."""
+
+
+def simulate(directory: TargetDirectory, ops: Sequence[Operation]) -> TargetDirectory:
+    """Apply ``ops`` in SPEC §6 order the way Jira would, refusing what Jira refuses.
+
+    A created account gets the id ``new:<username>``, no groups (scimsync's memberships add
+    them), and is active. Adding a member to a group that does not exist, creating an
+    account whose username is taken, or writing to an account that is gone is refused.
+    """
+    accounts: list[Account] = list(directory.accounts)
+    groups: list[str] = sorted(directory.groups)
+
+    def find(op: Operation) -> int:
+        for i, a in enumerate(accounts):
+            if (a.id == op.account_id) if op.account_id is not None else same(a.username, op.account):
+                return i
+        raise RejectedError(f"{op.kind.value}: no account {op.account!r} ({op.account_id})")
+
+    for op in sorted(ops, key=lambda o: PHASE[o.kind]):
+        if op.kind is OpKind.CREATE_GROUP:
+            if any(same(g, op.group) for g in groups):
+                raise RejectedError(f"create_group {op.group!r}: the group exists")
+            groups.append(op.group or "")
+            continue
+        if op.kind is OpKind.CREATE_USER:
+            new = {c.field: c.new or "" for c in op.changes}
+            username = new.get("username") or op.account
+            if any(same(a.username, username) for a in accounts):
+                raise RejectedError(f"create_user {username!r}: the username is taken")
+            accounts.append(
+                Account(f"new:{username}", username, new.get("email", ""), new.get("display_name", ""))
+            )
+            continue
+        i = find(op)
+        account = accounts[i]
+        if op.kind is OpKind.UPDATE_USER:
+            fields = {c.field: c.new for c in op.changes}
+            taken = [a for a in accounts if a.id != account.id and same(a.username, fields.get("username"))]
+            if taken:
+                raise RejectedError(f"rename of {account.username!r}: {taken[0].username!r} exists")
+            accounts[i] = dataclasses.replace(account, **fields)
+        elif op.kind is OpKind.REACTIVATE_USER:
+            accounts[i] = dataclasses.replace(account, active=True)
+        elif op.kind is OpKind.DEACTIVATE_USER:
+            accounts[i] = dataclasses.replace(account, active=False)
+        elif op.kind is OpKind.DELETE_USER:
+            del accounts[i]
+        elif op.kind is OpKind.ADD_MEMBER:
+            group = next((g for g in groups if same(g, op.group)), None)
+            if group is None:
+                raise RejectedError(f"add {account.username!r} to {op.group!r}: no such group")
+            if not any(same(g, group) for g in account.groups):
+                accounts[i] = dataclasses.replace(account, groups=account.groups | {group})
+        elif op.kind is OpKind.REMOVE_MEMBER:
+            kept = frozenset(g for g in account.groups if not same(g, op.group))
+            accounts[i] = dataclasses.replace(account, groups=kept)
+    return TargetDirectory(accounts=tuple(accounts), groups=frozenset(groups))
