@@ -69,7 +69,9 @@ def make_plan(
 ) -> Plan:
     """Read the source and the targets, diff them, and check the safety guards. Never writes."""
     names = select_targets(config, targets)
-    state, warning = load_state(config.state_file)
+    # Without an audit log nothing was ever applied here: a missing state file is expected.
+    first_run = config.audit_log is not None and not config.audit_log.exists()
+    state, warning = load_state(config.state_file, first_run=first_run)
     source = build_source(config)
     try:
         directory = source.read(progress=progress)

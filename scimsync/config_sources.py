@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from scimsync.config_types import ConfigModel, ConfigPath, LdapUrl, NonEmpty, SecretStr, SubkeyError, Url
+from scimsync.models import USER_FIELDS
 
 
 class _SourceBase(ConfigModel):
@@ -93,16 +94,7 @@ class FileSourceConfig(_SourceBase):
     case-insensitively); ``group_columns`` are columns whose values are group names.
     """
 
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "id",
-        "username",
-        "email",
-        "first_name",
-        "last_name",
-        "display_name",
-        "active",
-        "groups",
-    )
+    FIELDS: ClassVar[tuple[str, ...]] = USER_FIELDS
 
     type: Literal["file"]
     path: ConfigPath

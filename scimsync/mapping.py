@@ -18,7 +18,16 @@ from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from scimsync.errors import ConfigError, ScimsyncError
-from scimsync.models import DesiredAccount, Group, GroupGrant, SourceDirectory, User, glob_match, key
+from scimsync.models import (
+    USER_FIELDS,
+    DesiredAccount,
+    Group,
+    GroupGrant,
+    SourceDirectory,
+    User,
+    glob_match,
+    key,
+)
 
 if TYPE_CHECKING:
     from scimsync.config import Config, GroupRule
@@ -77,20 +86,7 @@ def template_problem(source: str, *, names: frozenset[str] = USER_NAMES) -> str 
 
 
 # The fields of each template variable (SPEC §3); below `user.attributes` any name goes.
-_FIELDS = {
-    "user": (
-        "id",
-        "username",
-        "email",
-        "first_name",
-        "last_name",
-        "display_name",
-        "active",
-        "groups",
-        "attributes",
-    ),
-    "group": ("name", "id"),
-}
+_FIELDS = {"user": (*USER_FIELDS, "attributes"), "group": ("name", "id")}
 
 
 def _unknown_field_problem(ast: jinja2.nodes.Template, variables: Iterable[str]) -> str | None:

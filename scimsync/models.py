@@ -24,6 +24,10 @@ def glob_match(value: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(key(value), key(pattern))
 
 
+# The fields of a source user (SPEC §4), as records, configs and templates name them.
+USER_FIELDS = ("id", "username", "email", "first_name", "last_name", "display_name", "active", "groups")
+
+
 @dataclass(frozen=True)
 class User:
     """A person in the source directory (SPEC §4)."""

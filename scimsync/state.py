@@ -46,14 +46,17 @@ class State:
         return State({**self.targets, name: state})
 
 
-def load_state(path: Path | None) -> tuple[State, str | None]:
-    """Read the state file; return it and a warning when it is missing or unreadable."""
+def load_state(path: Path | None, *, first_run: bool = False) -> tuple[State, str | None]:
+    """Read the state file; return it and a warning when it is missing or unreadable.
+
+    ``first_run``: nothing was ever applied (no audit log), so a missing file is expected.
+    """
     if path is None:
         return State(), None
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return State(), _unreadable(path, "not found (normal on a first run)")
+        return State(), None if first_run else _unreadable(path, "not found")
     except (OSError, UnicodeDecodeError) as exc:
         return State(), _unreadable(path, getattr(exc, "strerror", None) or "not UTF-8 text")
     try:

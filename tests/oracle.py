@@ -178,24 +178,56 @@ def unmanaged_group_writes(world: World, ops: Sequence[Operation]) -> list[str]:
     ]
 
 
+def find(world: World, d: DesiredAccount) -> Account | None:
+    """Return the account ``d`` matches: the first ``match`` key that names exactly one (SPEC §3, §5)."""
+    for how in world.policy.match:
+        if how == "id":
+            found = [a for a in [world.linked(d.source_id)] if a is not None]
+        elif how == "username":
+            found = world.named(d.username)
+        else:
+            found = world.email_holders(d.email)
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+def contested(world: World) -> bool:
+    """Tell whether who-is-on-which-account needs more than the SPEC's plain rules.
+
+    Two active users sharing a username or email are a collision; an account two users
+    match (an active one and a leaver, say) is settled by rules of the engine's own.
+    """
+    active = [d for d in world.desired if d.active]
+    for name in ("username", "email"):
+        values = [str(getattr(d, name)).lower() for d in active if getattr(d, name)]
+        if len(values) != len(set(values)):
+            return True
+    found = [a.id for a in (find(world, d) for d in world.desired) if a is not None]
+    return len(found) != len(set(found))
+
+
 def expected_leavers(world: World, ops: Sequence[Operation]) -> int:
-    """Count the leavers as the max_deactivations guard must (SPEC §6)."""
+    """Count the leavers as the max_deactivations guard must (SPEC §6); not for contested worlds."""
     if world.policy.deprovision != "none":
         return len({op.account_id for op in ops if op.kind in DEPROVISIONS})
     # With deprovision "none" a leaver is an owned account removed from its managed groups;
     # an active user's account losing a group no rule gives any more is not one.
-    active = {d.source_id for d in world.desired if d.active}
-    acting_for_active = {op.account_id for op in ops if op.source_id in active}
+    kept = {a.id for a in (find(world, d) for d in world.desired if d.active) if a is not None}
     removed = {op.account_id for op in ops if op.kind is OpKind.REMOVE_MEMBER}
-    return len(removed - acting_for_active)
+    return len(removed - kept)
 
 
 def provenance_violations(world: World, ops: Sequence[Operation]) -> list[str]:
-    """Name every operation on an existing account done for a source user who cannot match it."""
+    """Name every operation on an existing account done for a source user who cannot match it.
+
+    A trusted link names its person even when ``match`` leaves out ``id`` or the person
+    left the scope (a leaver's operations say who it was).
+    """
     problems = []
     for op in ops:
         account = world.by_id(op.account_id)
-        if account is None or op.source_id is None:
+        if account is None or op.source_id is None or world.linked(op.source_id) == account:
             continue
         d = world.source(op.source_id)
         if d is None:

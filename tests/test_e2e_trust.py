@@ -379,6 +379,20 @@ def test_inactive_record_without_email_is_still_deprovisioned(world: TrustWorld)
     assert "farah" in world.sim.members("jira-team-beta"), "the other changes of the run are applied"
 
 
+def test_a_leaver_whose_username_and_email_hr_blanked_does_not_stop_the_run(world: TrustWorld) -> None:
+    world.provision()
+    world.record("emeka").update(active=False, email="", username="")
+    world.write([*world.people, person("farah", "Farah", "Lindqvist", "team-beta")])
+    plan = world.plan_json()
+    skipped = [n for n in notices(plan) if n["kind"] == "incomplete"]
+    assert len(skipped) == 1 and "inactive source user skipped" in skipped[0]["message"]
+    result = world.run("apply", "-y")
+    assert result.exit_code == 0, result.output
+    assert "farah" in world.sim.members("jira-team-beta")
+    emeka = world.sim.user("emeka")  # no longer in the source by any name: a leaver
+    assert emeka is not None and emeka["active"] is False
+
+
 def test_active_newcomer_without_email_is_a_notice_not_a_failed_run(world: TrustWorld) -> None:
     world.provision()
     world.record("amara")["last_name"] = "Nowak"

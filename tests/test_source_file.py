@@ -11,8 +11,7 @@ import pytest
 from scimsync.config import FileSourceConfig, parse_config
 from scimsync.errors import ConfigError, ConnectorError
 from scimsync.models import Group, SourceDirectory, User
-from scimsync.sources import SOURCE_TYPES, build_source, implemented_source_types
-from scimsync.sources import file_formats
+from scimsync.sources import SOURCE_TYPES, build_source, file_formats, implemented_source_types
 from scimsync.sources.file import FileSource
 
 CSV = """\
@@ -477,6 +476,13 @@ def test_email_is_optional_and_fills_the_username(tmp_path: Path) -> None:
         ("only@acme.example", "only@acme.example", "only@acme.example", True),
         ("u4", "four@x", "four@x", True),
     ]
+
+
+def test_a_leaver_with_only_an_id_is_read_and_an_active_person_is_not(tmp_path: Path) -> None:
+    (user,) = read(tmp_path, "u.csv", "id,username,email,active\nE7,,,false\n").users
+    assert (user.id, user.username, user.email, user.active) == ("E7", "", "", False)
+    with pytest.raises(ConnectorError, match="needs a username or an email"):
+        read(tmp_path, "v.csv", "id,username,email,active\nE8,,,true\n")
 
 
 def test_a_file_with_only_an_email_column(tmp_path: Path) -> None:

@@ -59,6 +59,10 @@ def test_a_missing_state_file_is_a_warning(tmp_path: Path) -> None:
     assert state == State() and warning is not None and "not found" in warning
 
 
+def test_a_missing_state_file_on_a_first_run_is_expected(tmp_path: Path) -> None:
+    assert load_state(tmp_path / "nope.json", first_run=True) == (State(), None)
+
+
 def test_no_state_file_configured_is_silent() -> None:
     assert load_state(None) == (State(), None)
 

@@ -1,9 +1,9 @@
 """A source that reads user records from a CSV, JSON or YAML file (SPEC §3, "file").
 
 Records use the §4 field names, or the file's own column names through ``columns``.
-A record needs a username or an email: ``username`` defaults to the email, ``id`` to
-the username, ``active`` to true; every column not mapped to a field goes to
-``attributes``. Every value is read as text. Groups are the names the records list
+A record needs a username or an email (an inactive one, an id at least): ``username``
+defaults to the email, ``id`` to the username, ``active`` to true; every column not
+mapped to a field goes to ``attributes``. Every value is read as text. Groups are the names the records list
 in ``groups`` and in the ``group_columns``. Parsing itself lives in ``file_formats``.
 """
 
@@ -131,7 +131,10 @@ class FileSource:
     def _user(self, where: str, record: Mapping[str, Any]) -> User:
         text = {f: self._text(where, record, f) for f in FIELDS if f not in ("active", "groups")}
         username = text["username"] or text["email"]
-        if not username:
+        active = self._active(where, record)
+        # A leaver whose username and email HR blanked is still a leaver: read them with
+        # the id alone (the mapping skips them with a notice) rather than stop everyone.
+        if not username and (active or not text["id"]):
             names = f"'{self.column['username']}' and '{self.column['email']}'"
             self._fail(where, f"needs a username or an email ({names} are empty)")
         first, last = text["first_name"], text["last_name"]
@@ -142,7 +145,7 @@ class FileSource:
             first_name=first,
             last_name=last,
             display_name=text["display_name"] or f"{first} {last}".strip(),
-            active=self._active(where, record),
+            active=active,
             groups=self._groups(where, record),
             attributes={str(k): v for k, v in record.items() if k not in self._mapped},
         )
