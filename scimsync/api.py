@@ -15,7 +15,7 @@ from scimsync.audit import AuditLog
 from scimsync.config import Config, config_digest, load_config
 from scimsync.engine.apply import ApplyOptions, ApplyResult, Recorder, apply_plan
 from scimsync.engine.diff import DiffPolicy, diff
-from scimsync.engine.guards import GuardLimits, check_guards
+from scimsync.engine.guards import GuardLimits, check_guards, check_saved_plan
 from scimsync.engine.plan import Notice, Plan, TargetPlan, from_dict, to_dict
 from scimsync.errors import ConfigError, ConnectorError, GuardError, PlanFileError, ScimsyncError
 from scimsync.mapping import MappingError, TargetMapper, in_scope
@@ -72,6 +72,17 @@ def make_plan(
     # Without an audit log nothing was ever applied here: a missing state file is expected.
     first_run = config.audit_log is not None and not config.audit_log.exists()
     state, warning = load_state(config.state_file, first_run=first_run)
+    warnings = [warning] if warning else []
+    for name in names:
+        url = state.target(name).url
+        if url and url != config.targets[name].url:
+            # A state file copied from staging, or a target re-pointed at another instance:
+            # its account keys mean nothing there.
+            warnings.append(
+                f"state file: target '{name}' was recorded for {url}, not {config.targets[name].url}; "
+                "its links are ignored and matching falls back to username and email"
+            )
+            state = state.with_target(name, TargetState())
     source = build_source(config)
     try:
         directory = source.read(progress=progress)
@@ -88,14 +99,7 @@ def make_plan(
     desired = {tp.target: wanted for tp, wanted in planned}
     active = sum(1 for u in users if u.active)
     guards = check_guards(
-        target_plans,
-        desired,
-        active_source_users=active,
-        limits=GuardLimits(
-            max_deactivations=config.policy.max_deactivations,
-            allow_deactivations=allow_deactivations,
-            privileged_groups=frozenset(config.policy.privileged_groups),
-        ),
+        target_plans, desired, active_source_users=active, limits=_limits(config, allow_deactivations)
     )
     return Plan(
         targets=target_plans,
@@ -104,7 +108,16 @@ def make_plan(
         source=config.source.type,
         source_users=active,
         guards=guards,
-        warnings=(warning,) if warning else (),
+        warnings=tuple(warnings),
+        allow_deactivations=allow_deactivations,
+    )
+
+
+def _limits(config: Config, allow_deactivations: int | None) -> GuardLimits:
+    return GuardLimits(
+        max_deactivations=config.policy.max_deactivations,
+        allow_deactivations=allow_deactivations,
+        privileged_groups=frozenset(config.policy.privileged_groups),
     )
 
 
@@ -125,7 +138,7 @@ def _plan_target(
         # A group a templated rule produced before stays managed (SPEC §5): the state
         # file remembers it, so that its last members are removed.
         produced = mapper.produced((g.name for g in directory.groups), desired)
-        earlier = {t: set(groups) for t, groups in remembered.rule_groups.items() if t in produced}
+        earlier = mapper.remembered(remembered.rule_groups, config.policy.privileged_groups)
         managed = (
             mapper.managed_groups(g.name for g in directory.groups)
             | {g for d in desired for g in d.groups}
@@ -237,9 +250,15 @@ def remember(config: Config, plan: Plan, result: ApplyResult | None = None) -> N
     state, _ = load_state(config.state_file)
     created = {r.target: r.created for r in result.targets} if result else {}
     for tp in plan.targets:
-        if tp.error is None:
-            links = {**tp.links, **created.get(tp.target, {})}
-            state = state.with_target(tp.target, TargetState(links, tp.rule_groups))
+        if tp.error is not None:
+            continue
+        url = config.targets[tp.target].url
+        before = state.target(tp.target) if state.target(tp.target).url in ("", url) else TargetState()
+        # Merged, not replaced: an older saved plan must not forget what a newer run learnt,
+        # nor a person out of scope for a while lose their link.
+        links = {k: v for k, v in before.links.items() if k not in tp.unlinked}
+        links |= {**tp.links, **created.get(tp.target, {})}
+        state = state.with_target(tp.target, TargetState(links, tp.rule_groups, url))
     save_state(config.state_file, state)
 
 
@@ -285,10 +304,14 @@ def load_plan(path: Path, config: Config, *, targets: Sequence[str] = ()) -> Pla
             f"(targets: {', '.join(config.targets)})"
         )
     names = select_targets(config, targets)
+    kept = tuple(tp for tp in plan.targets if tp.target in names)
+    recounted = check_saved_plan(
+        kept, active_source_users=plan.source_users, limits=_limits(config, plan.allow_deactivations)
+    )
+    saved = [g for g in plan.guards if g.target in names]
+    seen = {(g.guard, g.target) for g in saved}
     return dataclasses.replace(
-        plan,
-        targets=tuple(tp for tp in plan.targets if tp.target in names),
-        guards=tuple(g for g in plan.guards if g.target in names),
+        plan, targets=kept, guards=(*saved, *(g for g in recounted if (g.guard, g.target) not in seen))
     )
 
 

@@ -128,11 +128,34 @@ def compile_template(source: str, *, where: str) -> jinja2.Template:
 
 def _compile(source: str, *, where: str) -> tuple[jinja2.Template, frozenset[str]]:
     """Parse ``source`` once; return its template and the variables it reads."""
+    return _compile_with_glob(source, where=where)[:2]
+
+
+def _compile_with_glob(source: str, *, where: str) -> tuple[jinja2.Template, frozenset[str], str | None]:
+    """Parse ``source`` once; return its template, the variables it reads, and its glob."""
     try:
         ast = _ENV.parse(source)
-        return _ENV.from_string(ast), frozenset(meta.find_undeclared_variables(ast))
+        return _ENV.from_string(ast), frozenset(meta.find_undeclared_variables(ast)), _glob_of(ast)
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigError([f"{where}: {_syntax_problem(exc)}"]) from None
+
+
+def _glob_of(ast: jinja2.nodes.Template) -> str | None:
+    """Return a glob every name the template renders fits ("jira-{{ group.name }}" -> "jira-*").
+
+    None when the template has statements ({% if %}, loops): then nothing it produced
+    earlier is trusted from memory.
+    """
+    parts = []
+    for node in ast.body:
+        if not isinstance(node, jinja2.nodes.Output):
+            return None
+        for child in node.nodes:
+            if isinstance(child, jinja2.nodes.TemplateData):
+                parts.append(re.sub(r"([*?\[])", r"[\1]", child.data))
+            else:
+                parts.append("*")
+    return re.sub(r"\*+", "*", "".join(parts)).strip()
 
 
 def _syntax_problem(exc: jinja2.TemplateSyntaxError) -> str:
@@ -158,7 +181,8 @@ class _To:
     where: str  # config key path
     template: jinja2.Template
     constant: bool
-    source: str  # the template's text: the state file remembers what it produced under it
+    memory: str  # "from -> to": the state file remembers what the rule produced under it
+    glob: str | None  # every name the template can render fits it (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -200,8 +224,11 @@ class TargetMapper:
         to = []
         for j, source in enumerate(rule.to):
             where = f"targets.{self.target}.groups[{index}].to[{j}]"
-            template, names = _compile(source, where=where)
-            to.append(_To(where, template, constant=not names, source=source))
+            template, names, glob = _compile_with_glob(source, where=where)
+            # A template of no literal text at all (`{{ group.name }}`) could name any group:
+            # trust from memory only the names that fit the rule's own `from`.
+            glob = rule.from_ if glob == "*" else glob
+            to.append(_To(where, template, not names, f"{rule.from_} -> {source}", glob))
         return _Rule(index + 1, rule.from_, rule.privileged, tuple(to))
 
     def desired(self, user: User, groups: Mapping[str, Group]) -> DesiredAccount:
@@ -237,26 +264,43 @@ class TargetMapper:
                     name = self._render(to.where, to.template, {**context, "group": group_context}, user)
                     if not name:
                         raise MappingError(self.target, to.where, user, "rendered an empty group name")
-                    template = None if to.constant else to.source
-                    grants.append(GroupGrant(name, rule.reason, rule.privileged, template))
+                    memory = None if to.constant else to.memory
+                    grants.append(GroupGrant(name, rule.reason, rule.privileged, memory))
         return grants
 
-    def templates(self) -> frozenset[str]:
-        """Return the text of every templated ``to`` of this target's rules."""
-        return frozenset(to.source for rule in self._rules for to in rule.to if not to.constant)
+    def _templated(self) -> dict[str, _To]:
+        """Return every templated ``to`` of this target's rules by its memory key."""
+        return {to.memory: to for rule in self._rules for to in rule.to if not to.constant}
+
+    def remembered(
+        self, memory: Mapping[str, Iterable[str]], privileged: Iterable[str]
+    ) -> dict[str, set[str]]:
+        """Return the groups remembered from earlier runs that the rules could still produce.
+
+        A group counts only while its rule (the same ``from`` and ``to``) is configured, its
+        name fits the rule's pattern, and it is not a privileged group: an edited state file
+        or a narrowed rule never makes a human-managed or admin group managed.
+        """
+        rules = self._templated()
+        barred = {key(g) for g in privileged}
+        return {
+            k: {g for g in groups if key(g) not in barred and glob_match(g, rules[k].glob or "")}
+            for k, groups in memory.items()
+            if k in rules and rules[k].glob
+        }
 
     def produced(
         self, source_groups: Iterable[str], desired: Iterable[DesiredAccount]
     ) -> dict[str, set[str]]:
         """Return, per templated ``to``, the groups it produces from the source today."""
-        found: dict[str, set[str]] = {t: set() for t in self.templates()}
+        found: dict[str, set[str]] = {k: set() for k in self._templated()}
         for group_name in source_groups:
             context = {"group": {"name": group_name}}
             for rule in self._rules:
                 if rule.matches(group_name):
                     for to in rule.to:
                         if not to.constant and (n := _render_name_only(to.template, context)):
-                            found[to.source].add(n)
+                            found[to.memory].add(n)
         for d in desired:
             for grant in d.grants:
                 if grant.template is not None:

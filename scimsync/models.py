@@ -94,6 +94,8 @@ class TargetDirectory:
 
     accounts: tuple[Account, ...]
     groups: frozenset[str] = frozenset()
+    # Groups the target itself puts every new account in (Jira's default roles, §1.9).
+    creation_groups: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

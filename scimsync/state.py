@@ -28,7 +28,8 @@ class TargetState:
     """What is remembered about one target."""
 
     links: Mapping[str, str] = field(default_factory=dict)  # source id -> account stable id
-    rule_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # `to` template -> groups
+    rule_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # "from -> to" -> groups
+    url: str = ""  # the target's URL: links of one instance never apply to another
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,10 @@ def _parse(data: Any) -> State:
             str(k): tuple(_text(g) for g in _list(v))
             for k, v in _mapping(body.get("rule_groups", {})).items()
         }
-        targets[str(name)] = TargetState(links, groups)
+        url = body.get("url", "")
+        if not isinstance(url, str):
+            raise ValueError("a url that is not text")
+        targets[str(name)] = TargetState(links, groups, url)
     return State(targets)
 
 
@@ -113,6 +117,7 @@ def save_state(path: Path, state: State) -> None:
             name: {
                 "links": dict(sorted(t.links.items())),
                 "rule_groups": {k: sorted(v) for k, v in sorted(t.rule_groups.items())},
+                "url": t.url,
             }
             for name, t in sorted(state.targets.items())
         },

@@ -108,6 +108,9 @@ def untouchable_violations(world: World, ops: Sequence[Operation]) -> list[str]:
             continue
         if op.kind is OpKind.CREATE_USER and world.protected(op.account):
             problems.append(f"creates protected user {op.account!r}")
+        renamed = [c.new for c in op.changes if c.field == "username" and c.new and c.old is not None]
+        if renamed and world.protected(renamed[0]):
+            problems.append(f"renames {op.account!r} into protected username {renamed[0]!r}")
         if op.account_id is None and op.kind is not OpKind.CREATE_USER:
             if not (op.kind is OpKind.ADD_MEMBER and op.account.lower() in created):
                 problems.append(f"{op.kind.value} of {op.account!r} names no account")

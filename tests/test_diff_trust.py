@@ -225,3 +225,73 @@ def test_a_link_that_match_leaves_out_still_marks_the_rename() -> None:
         op.kind.value for op in plan.operations if "probable rename 'amara' -> 'amara.nowak'" in op.reason
     }
     assert marked == {"create_user", "deactivate_user"}
+
+
+def test_a_leavers_record_matching_only_by_email_never_adopts_a_stranger() -> None:
+    plan = run(
+        [want("jsmith1", "john@x.io", active=False)], [acct("john", "john@x.io", groups=("jira-users",))]
+    )
+    assert plan.operations == ()
+    assert [(n.kind, n.account) for n in plan.notices] == [("ambiguous", "john")]
+
+
+def test_a_leavers_record_matching_by_email_its_own_owned_account_is_deprovisioned() -> None:
+    plan = run([want("jsmith1", "john@x.io", active=False)], [acct("john", "john@x.io")])
+    assert [fmt(op) for op in plan.operations] == ["remove_member john jira-users", "deactivate_user john"]
+
+
+def test_an_email_two_records_share_stays_with_the_record_its_username_names() -> None:
+    # match [email, username]: olga left, her mailbox went to oleg; both match olga's account by email.
+    olga, oleg = want("olga", active=False), want("oleg", "olga@x.io")
+    plan = run([olga, oleg], [acct("olga")], policy={"match": ("email", "username")})
+    assert [fmt(op) for op in plan.operations] == [
+        "create_user oleg",
+        "add_member oleg jira-users",
+        f"add_member oleg {OWN}",
+        "remove_member olga jira-users",
+        "deactivate_user olga",
+    ]
+
+
+def test_a_link_to_an_account_another_users_username_names_is_not_used() -> None:
+    # Swapped links: each would hand one person's account to the other.
+    plan = run(
+        [want("amara"), want("bruno")],
+        [acct("amara"), acct("bruno")],
+        links={"s-amara": "K-bruno", "s-bruno": "K-amara"},
+    )
+    assert plan.operations == ()
+    assert plan.links == {"s-amara": "K-amara", "s-bruno": "K-bruno"}
+    assert plan.unlinked == ("s-amara", "s-bruno")
+
+
+def test_a_link_of_someone_out_of_scope_is_neither_used_nor_dropped() -> None:
+    plan = run([want("bruno")], [acct("bruno"), acct("amara", active=False)], links={"s-amara": "K-amara"})
+    assert plan.unlinked == ()
+    assert "s-amara" not in plan.links  # not confirmed this run; the state file keeps it
+
+
+def test_a_group_the_target_adds_new_accounts_to_is_corrected_in_the_same_plan() -> None:
+    from scimsync.engine.diff import DiffPolicy, diff
+    from scimsync.models import Capabilities, TargetDirectory
+
+    managed = frozenset({OWN, "jira-users", "jira-devs"})
+    actual = TargetDirectory(
+        (), frozenset({OWN, "jira-users", "jira-devs"}), frozenset({"JIRA-DEVS", "other"})
+    )
+    plan = diff("jira", "jira", [want("amara")], actual, DiffPolicy(managed_groups=managed), Capabilities())
+    assert [fmt(op) for op in plan.operations] == [
+        "create_user amara",
+        "add_member amara jira-users",
+        f"add_member amara {OWN}",
+        "remove_member amara jira-devs",  # managed, not given: Jira's own addition is undone
+    ]  # "other" is not managed: never touched
+    wanted = diff(
+        "jira",
+        "jira",
+        [want("amara", groups=("jira-devs",))],
+        actual,
+        DiffPolicy(managed_groups=managed),
+        Capabilities(),
+    )
+    assert "remove_member amara jira-devs" not in [fmt(op) for op in wanted.operations]

@@ -223,11 +223,30 @@ def test_a_protected_name_in_the_plan_itself_is_refused() -> None:
 
 
 def test_an_account_the_plan_adopts_is_ours_before_the_marker_is_added() -> None:
-    adopt = op(OpKind.ADD_MEMBER, account_id="K1", group="SCIMSYNC-MANAGED", expected={"member": False})
+    expected = {"member": False, "matched_by": "email", "match_value": "BOB@x.io"}
+    adopt = op(OpKind.ADD_MEMBER, account_id="K1", group="SCIMSYNC-MANAGED", expected=expected)
     rule = ownership(EMAIL, adopt)
     assert rule.problem(EMAIL, BOB) is None
     other = op(OpKind.ADD_MEMBER, account_id="K1", group="jira-users", expected={"member": False})
     assert ownership(EMAIL, other).problem(EMAIL, BOB) is not None
+
+
+@pytest.mark.parametrize(
+    ("how", "value", "fresh", "allowed"),
+    [
+        ("email", "bob@x.io", BOB, True),
+        ("email", "bob@x.io", replace(BOB, email="sam@elsewhere.io"), False),  # email changed since
+        ("username", "bob", BOB, True),
+        ("username", "bob", replace(BOB, username="sam"), False),  # renamed since
+        ("id", "K1", BOB, False),  # a link needs the marker: never an adoption
+    ],
+)
+def test_an_adoption_holds_only_while_the_match_does(
+    how: str, value: str, fresh: Account, allowed: bool
+) -> None:
+    expected = {"member": False, "matched_by": how, "match_value": value}
+    adopt = op(OpKind.ADD_MEMBER, account_id="K1", group="scimsync-managed", expected=expected)
+    assert (ownership(EMAIL, adopt).problem(EMAIL, fresh) is None) is allowed
 
 
 def test_scim_targets_own_by_external_id() -> None:

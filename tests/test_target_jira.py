@@ -283,6 +283,7 @@ def test_read_on_10_3_uses_the_user_list_cursor_and_never_search(rsps: responses
     )
     groups = {"jira-devs": [bean("amara.k"), bean("old", active=False)], "scimsync-managed": []}
     rsps.add_callback(responses.GET, f"{API}/group/member", callback=member_server(groups))
+    roles(rsps)  # no `wanted`: anyone may be new, so what Jira gives new users is read
     seen: list[tuple[str, int, int | None]] = []
 
     directory = make_target().read(
@@ -343,8 +344,26 @@ def test_read_before_10_3_walks_every_access_group_with_the_managed_ones(
 def test_read_on_10_3_walks_no_access_group(rsps: responses.RequestsMock) -> None:
     server_info(rsps, "10.3.1")
     rsps.get(f"{API}/user/list", json={"isLast": True, "values": [bean("a")]})
-    assert [a.username for a in make_target().read([]).accounts] == ["a"]
+    assert [a.username for a in make_target().read([], wanted=[("A", "a@x")]).accounts] == ["a"]
     assert not calls_to(rsps, "/applicationrole") and not calls_to(rsps, "/group/member")
+
+
+def test_read_with_someone_new_names_the_groups_jira_gives_new_users(rsps: responses.RequestsMock) -> None:
+    # §1.3, §1.9: the default groups of the roles selected by default, so that the plan can
+    # show (and undo) what Jira would add on its own.
+    server_info(rsps, "10.3.1")
+    rsps.get(f"{API}/user/list", json={"isLast": True, "values": [bean("a")]})
+    software = {
+        "key": "jira-software",
+        "groups": ["jsw"],
+        "defaultGroups": ["jsw"],
+        "selectedByDefault": True,
+    }
+    core = {"key": "jira-core", "groups": ["jc"], "defaultGroups": ["jc"], "selectedByDefault": False}
+    rsps.get(f"{API}/applicationrole", json=[software, core])
+    directory = make_target().read([], wanted=[("a", "a@x"), ("new", "new@x")])
+    assert directory.creation_groups == {"jsw"}
+    assert len(calls_to(rsps, "/applicationrole")) == 1
 
 
 def test_read_on_9_12_shards_a_full_1000_window_and_finds_users_past_the_cap(
@@ -521,7 +540,7 @@ def test_group_members_page_by_50_and_unseen_members_are_added(rsps: responses.R
         responses.GET, f"{API}/group/member", callback=member_server({"jira-software-users": members})
     )
 
-    directory = make_target().read(["jira-software-users"])
+    directory = make_target().read(["jira-software-users"], wanted=[])
 
     pages = calls_to(rsps, "/group/member")
     assert [(q["startAt"], q["maxResults"]) for q in pages] == [("0", "50"), ("50", "50"), ("100", "50")]
@@ -536,7 +555,7 @@ def test_group_members_are_read_in_parallel(rsps: responses.RequestsMock) -> Non
     barrier = threading.Barrier(2, timeout=5)  # breaks unless both groups are in flight at once
     groups = {"g1": [bean("a")], "g2": [bean("b")]}
     rsps.add_callback(responses.GET, f"{API}/group/member", callback=member_server(groups, barrier.wait))
-    directory = make_target(concurrency=2).read(["g1", "g2"])
+    directory = make_target(concurrency=2).read(["g1", "g2"], wanted=[])
     assert {a.username: a.groups for a in directory.accounts} == {"a": {"g1"}, "b": {"g2"}}
 
 

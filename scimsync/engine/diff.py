@@ -74,7 +74,7 @@ def diff(
     ``links`` maps source ids to the stable ids of the accounts scimsync created or
     adopted for them (the state file, SPEC §5 Links).
     """
-    ctx = build_context(target, actual, policy, caps, links)
+    ctx = build_context(target, actual, policy, caps, links, desired)
     found = resolve(ctx, desired)
     present = _Present(
         frozenset(ctx.key(d.username) for d in desired if d.active),
@@ -108,6 +108,8 @@ def diff(
         active_owned_count=sum(1 for a in owned if a.active),
         leavers=out.leavers,
         links=_links(ctx, desired, found.matches, found.blocked),
+        # Links that cannot be trusted any more: gone, unmarked, or someone else's by name.
+        unlinked=tuple(sorted(set(links or {}) - set(ctx.links))),
     )
 
 
@@ -131,13 +133,32 @@ def _plan_matched(ctx: Context, d: DesiredAccount, account: Account, m: Match, p
     if ctx.protected(account.username):
         message = f"protected user: matches source user '{d.source_username}' by {m.how}; never changed"
         return _Out(notices=[ctx.notice(account.username, "protected", message)])
+    marked = ctx.owned_by_marker(account)
+    # A link or username names this person for sure; an email may belong to someone else now.
+    strong = m.how in STRONG_KEYS or ctx.key(d.username) == ctx.key(account.username)
     if d.active:
         out = _plan_active(ctx, d, account, m.how)
+    elif not strong and not marked:
+        # An email may be recycled: a leaver's record never adopts a stranger's account by it.
+        message = (
+            f"not deprovisioned: source user '{d.source_username}' (inactive) matches it by email "
+            "only, and scimsync does not own it"
+        )
+        return _Out(notices=[ctx.notice(account.username, "ambiguous", message)])
     else:
-        # A strong key names this person for sure; an email may belong to someone else now.
-        email_counts = m.how not in STRONG_KEYS
-        out = _deprovision(ctx, account, "inactive in source", d.source_id, present, email=email_counts)
+        out = _deprovision(ctx, account, "inactive in source", d.source_id, present, email=not strong)
+    if not marked:
+        out.ops = [_adoption(ctx, op, account, m.how) for op in out.ops]
     return _unless_unmanageable(ctx, account, out)
+
+
+def _adoption(ctx: Context, op: Operation, account: Account, how: str) -> Operation:
+    """Record on the owner-marker addition why the account is adopted, for a saved plan's re-check."""
+    if op.kind is not OpKind.ADD_MEMBER or ctx.key(op.group) != ctx.owner_key:
+        return op
+    value = getattr(account, how, None) if how in ("username", "email") else account.id
+    expected = {**op.expected, "matched_by": how, "match_value": value}
+    return dataclasses.replace(op, expected=expected)
 
 
 def _plan_unmatched(ctx: Context, account: Account, present: _Present, source_id: str | None) -> _Out:
@@ -309,7 +330,16 @@ def _plan_create(ctx: Context, d: DesiredAccount) -> _Out:
     )
     who = Who(d.username, None, d.source_id)
     out = _Out(ops=[ctx.op(OpKind.CREATE_USER, who, "new in source", {"exists": False}, changes=changes)])
-    out.extend(_memberships(ctx, who, (), _wanted(ctx, d), ""))
+    wanted = _wanted(ctx, d)
+    out.extend(_memberships(ctx, who, (), wanted, ""))
+    # A managed group the target puts every new account in by itself, that no rule gives:
+    # plan its removal now, so that the result is what the plan shows (reference §1.9).
+    reason = "the target adds new accounts to it by itself; not given by any rule"
+    out.ops += [
+        ctx.op(OpKind.REMOVE_MEMBER, who, reason, {"member": True}, group=ctx.managed[k])
+        for k in sorted(ctx.creation_groups)
+        if k in ctx.managed and k not in wanted
+    ]
     return out
 
 

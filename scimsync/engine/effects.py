@@ -48,18 +48,19 @@ class Ownership:
     owner_group: str
     owner_marker: str  # "group" (server/DC) or "external_id" (SCIM-based)
     protected_users: tuple[str, ...]
-    adopted: frozenset[str]  # ids of the accounts this plan itself gives the owner marker
+    # Accounts this plan itself gives the owner marker: id -> (the key it matched by, its value).
+    adopted: Mapping[str, tuple[str, str]]
 
     @classmethod
     def of(
         cls, plan: TargetPlan, *, owner_group: str, owner_marker: str, protected: tuple[str, ...]
     ) -> Ownership:
         """Return the ownership rule for one target's plan."""
-        adopted = frozenset(
-            op.account_id
+        adopted = {
+            op.account_id: (str(op.expected.get("matched_by")), str(op.expected.get("match_value")))
             for op in plan.operations
             if op.kind is OpKind.ADD_MEMBER and op.account_id and key(op.group) == key(owner_group)
-        )
+        }
         return cls(owner_group, owner_marker, protected, adopted)
 
     def problem(self, op: Operation, fresh: Account | None) -> str | None:
@@ -74,9 +75,15 @@ class Ownership:
             if self.owner_marker == "external_id"
             else fresh.in_group(self.owner_group)
         )
-        if marked or fresh.id in self.adopted:
+        if marked:
             return None
-        return f"'{fresh.username}' no longer carries the owner marker, so scimsync does not own it"
+        if fresh.id not in self.adopted:
+            return f"'{fresh.username}' no longer carries the owner marker, so scimsync does not own it"
+        # Adopted by this plan: only while it still matches as it did when the plan was made.
+        how, value = self.adopted[fresh.id]
+        if how not in ("username", "email") or key(getattr(fresh, how)) != key(value):
+            return f"'{fresh.username}' no longer matches by {how} as it did when the plan was made"
+        return None
 
 
 def _check_create(op: Operation, fresh: Account | None) -> Check:

@@ -43,6 +43,21 @@ def check_guards(
     return tuple(violations)
 
 
+def check_saved_plan(
+    targets: Sequence[TargetPlan], *, active_source_users: int, limits: GuardLimits
+) -> tuple[GuardViolation, ...]:
+    """Recount the leaver guards of a saved plan from its operations (a hand edit cannot slip past).
+
+    The privileged-group guard needs the source's grants and was checked when planning.
+    """
+    violations: list[GuardViolation] = []
+    for plan in targets:
+        if plan.error is None:
+            violations += _max_deactivations(plan, limits)
+            violations += _empty_source(plan, active_source_users, limits)
+    return tuple(violations)
+
+
 def deactivation_limit(limits: GuardLimits, owned_count: int) -> tuple[int, str]:
     """Return this run's deactivation limit for a target and where it comes from.
 

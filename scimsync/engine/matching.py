@@ -74,6 +74,7 @@ class Context:
     # "username", "email", "external_id" -> value -> positions of the accounts that have it
     index: Mapping[str, Mapping[str, tuple[int, ...]]]
     links: Mapping[str, int]  # source id -> position of the linked account (SPEC §5 Links)
+    creation_groups: frozenset[str] = frozenset()  # keys of the groups the target adds new accounts to
 
     def key(self, value: str | None) -> str:
         """Return the comparison key of a name, the way this target compares names (SPEC §4)."""
@@ -142,13 +143,14 @@ def build_context(
     policy: DiffPolicy,
     caps: Capabilities,
     links: Mapping[str, str] | None = None,
+    desired: Sequence[DesiredAccount] = (),
 ) -> Context:
     """Index the target's accounts by username, email and externalId; name its managed groups.
 
     ``links`` maps source ids to the stable ids of the accounts scimsync created or adopted
-    for them (the state file). A link counts only while its account exists and still
-    carries the owner marker: a stale or tampered state file never hands a stranger's
-    account to anyone.
+    for them (the state file). A link counts only while its account exists, still carries
+    the owner marker, and is not the account that another source user's username names:
+    a stale, copied or edited state file never hands one person's account to another.
     """
     fold = caps.name_key
     existing = {fold(g): g for g in sorted(actual.groups)}
@@ -176,11 +178,19 @@ def build_context(
         existing_groups=frozenset(existing),
         index={what: {v: tuple(js) for v, js in by.items()} for what, by in index.items()},
         links={},
+        creation_groups=frozenset(fold(g) for g in actual.creation_groups),
     )
+    named = {fold(d.username): d.source_id for d in desired}  # whose username names an account
+
+    def usable(source_id: str, j: int) -> bool:
+        account = actual.accounts[j]
+        owner = named.get(fold(account.username), source_id)
+        return ctx.owned_by_marker(account) and owner == source_id
+
     trusted = {
         source_id: by_id[account_id]
         for source_id, account_id in sorted((links or {}).items())
-        if account_id in by_id and ctx.owned_by_marker(actual.accounts[by_id[account_id]])
+        if account_id in by_id and usable(source_id, by_id[account_id])
     }
     return dataclasses.replace(ctx, links=trusted)
 
@@ -209,8 +219,9 @@ def resolve(ctx: Context, desired: Sequence[DesiredAccount]) -> Resolution:
 
     Two or more active source users matching one account are a collision. An inactive
     user never blocks anyone (SPEC §6): matched by an earlier key than every active user
-    (a link before a username, a username before an email) it keeps the account, and the
-    active users are treated as unmatched; otherwise the active user keeps it.
+    (a link before a username, a username before an email), or by the same key while its
+    username names the account, it keeps the account, and the active users are treated
+    as unmatched; otherwise the active user keeps it.
     """
     clashes = _field_collisions(ctx, desired)
     blocked = {i for _, found in clashes for i in found}
@@ -223,16 +234,10 @@ def resolve(ctx: Context, desired: Sequence[DesiredAccount]) -> Resolution:
     claimed: dict[int, list[int]] = {}
     rank = {i: m.rank for i, m in enumerate(tried) if m is not None}
     for j, found in by_account.items():
-        best = min(rank[i] for i in found)
-        top = [i for i in found if rank[i] == best]
-        active = [i for i in found if desired[i].active]
-        # Several active users on one account are a collision, whatever keys matched;
-        # an inactive user only wins over active ones matched by a later key, and then the
-        # active ones are treated as unmatched (two inactive users deprovision it once).
-        winners = active if any(desired[i].active for i in top) else top[:1]
+        winners = _winners(ctx, desired, rank, j, found)
         for i in found:
             if i not in winners:
-                matches[i] = None
+                matches[i] = None  # an inactive loser is done; an active one is a new person
         claimed[j] = winners
     clashes += _account_collisions(ctx, desired, claimed, blocked)
     blocked |= {i for _, found in clashes for i in found}
@@ -242,6 +247,23 @@ def resolve(ctx: Context, desired: Sequence[DesiredAccount]) -> Resolution:
         blocked=frozenset(blocked),
         collisions=tuple(sorted((c for c, _ in clashes), key=lambda c: (c.field, c.value))),
     )
+
+
+def _winners(
+    ctx: Context, desired: Sequence[DesiredAccount], rank: Mapping[int, int], j: int, found: list[int]
+) -> list[int]:
+    """Return who keeps account ``j`` among the desired accounts ``found`` matching it."""
+    active = [i for i in found if desired[i].active]
+    if len(active) > 1:
+        return active  # several active people on one account: a collision
+
+    def order(i: int) -> tuple[int, bool, bool]:
+        # The earliest key; at an equal rank (an email two records share) the record whose
+        # username names the account; then the active one.
+        named = ctx.key(desired[i].username) == ctx.key(ctx.accounts[j].username)
+        return (rank[i], not named, not desired[i].active)
+
+    return [min(found, key=order)]
 
 
 def _names(desired: Sequence[DesiredAccount], found: Iterable[int]) -> tuple[str, ...]:

@@ -118,9 +118,10 @@ class TargetPlan:
 
     ``leavers`` counts the accounts deprovisioned (deactivated, deleted, or with
     ``deprovision: none`` removed from their managed groups), as the max_deactivations
-    guard counts them; ``links`` maps source ids to the accounts matched to them, and
-    ``rule_groups`` the groups templated rules produce, both kept in the state file by
-    apply (SPEC §5).
+    guard counts them; ``links`` maps source ids to the accounts matched to them,
+    ``unlinked`` the source ids whose remembered link no longer holds, and
+    ``rule_groups`` the groups templated rules produce: apply merges them into the state
+    file (SPEC §5).
     """
 
     target: str
@@ -133,6 +134,7 @@ class TargetPlan:
     active_owned_count: int = 0
     leavers: int = 0
     links: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+    unlinked: tuple[str, ...] = ()  # source ids whose remembered link is dropped
     rule_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False, hash=False)
 
     def count(self, *kinds: OpKind) -> int:
@@ -152,6 +154,7 @@ class Plan:
     guards: tuple[GuardViolation, ...] = ()
     format_version: int = FORMAT_VERSION
     warnings: tuple[str, ...] = ()  # said on stderr; not part of the plan file
+    allow_deactivations: int | None = None  # the --allow-deactivations it was made with
 
     @property
     def operations(self) -> tuple[Operation, ...]:
@@ -229,6 +232,7 @@ def to_dict(plan: Plan) -> dict[str, Any]:
             "membership_changes": summary.memberships,
             "groups_to_create": summary.groups,
         },
+        "allow_deactivations": plan.allow_deactivations,
         "guards": [vars(g) for g in plan.guards],
         "targets": [_target_to_dict(t) for t in plan.targets],
     }
@@ -248,6 +252,7 @@ def _target_to_dict(t: TargetPlan) -> dict[str, Any]:
         ],
         "notices": [{"account": n.account, "kind": n.kind, "message": n.message} for n in t.notices],
         "links": dict(t.links),
+        "unlinked": list(t.unlinked),
         "rule_groups": {k: list(v) for k, v in t.rule_groups.items()},
     }
 
@@ -295,6 +300,7 @@ def from_dict(data: Mapping[str, Any]) -> Plan:
             source=_text(data.get("source", ""), "source"),
             source_users=_int(data.get("source_users", 0), "source_users"),
             guards=guards,
+            allow_deactivations=_maybe_int(data.get("allow_deactivations"), "allow_deactivations"),
         )
     except KeyError as exc:
         raise PlanFileError(f"not a scimsync plan file: missing field {exc}") from None
@@ -311,6 +317,7 @@ def _target_from_dict(t: Mapping[str, Any]) -> TargetPlan:
         active_owned_count=_int(t.get("active_owned_count", 0), "active_owned_count"),
         leavers=_int(t.get("leavers", 0), "leavers"),
         links={_text(k, "links"): _text(v, "links") for k, v in _obj(t.get("links") or {}, "links").items()},
+        unlinked=tuple(_text(u, "unlinked") for u in _list(t.get("unlinked", []), "unlinked")),
         rule_groups={
             _text(k, "rule_groups"): tuple(_text(g, "rule_groups") for g in _list(v, "rule_groups"))
             for k, v in _obj(t.get("rule_groups") or {}, "rule_groups").items()
@@ -375,6 +382,10 @@ def _int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"field '{what}' must be a whole number, not {type(value).__name__}")
     return value
+
+
+def _maybe_int(value: Any, what: str) -> int | None:
+    return None if value is None else _int(value, what)
 
 
 def _list(value: Any, what: str) -> list[Any]:

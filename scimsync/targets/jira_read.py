@@ -126,7 +126,9 @@ class JiraReader:
         listed = version >= USER_LIST_SINCE and self._list_users(users, progress)
         # §7, Jira <= 10.2: walk every product-access group, then supplement with a sharded
         # search for the users in no group at all.
-        walked = {} if listed else {key(g): g for g in self._access_groups()}
+        wanted = None if wanted is None else list(wanted)
+        roles = None if listed else self._roles()
+        walked = {key(g): g for role in roles or () for g in role["groups"]}
         walked.update(managed)
         found = dict(zip(walked, self._members(list(walked.values())), strict=True))
         memberships: dict[str, set[str]] = {}
@@ -150,7 +152,17 @@ class JiraReader:
         accounts = tuple(
             dataclasses.replace(a, groups=frozenset(memberships.get(a.id, ()))) for a in users.values()
         )
-        return TargetDirectory(accounts=accounts, groups=frozenset(existing))
+        names = {key(a.username) for a in users.values()}
+        if roles is None and (wanted is None or any(key(u) not in names for u, _ in wanted)):
+            roles = self._roles()  # someone may be created: read what Jira gives new users
+        # §1.3, §1.9: the groups Jira itself may put a new user in (default roles' default groups).
+        creation = frozenset(
+            g
+            for role in roles or ()
+            if role.get("selectedByDefault") is True
+            for g in role.get("defaultGroups", [])
+        )
+        return TargetDirectory(accounts=accounts, groups=frozenset(existing), creation_groups=creation)
 
     def _list_users(self, users: dict[str, Account], progress: Progress) -> bool:
         """Walk the /user/list cursor (§1.7 item 1); False when this Jira has no such route."""
@@ -194,18 +206,21 @@ class JiraReader:
             raise garbage(self.system, f"GET {API}/user/search", f"the search for {value} was cut")
         return [a for a in found if key(a.email) == key(value)]
 
-    def _access_groups(self) -> list[str]:
-        """Return the groups that grant product access: every role's ``groups`` (§1.9)."""
+    def _roles(self) -> list[dict[str, Any]]:
+        """Return the application roles: the groups that grant access, and new users' groups (§1.9)."""
         path = f"{API}/applicationrole"
         roles = self._client.get_json(path)
         if not isinstance(roles, list) or not all(
             isinstance(r, dict)
-            and isinstance(r.get("groups"), list)
-            and all(isinstance(g, str) for g in r["groups"])
+            and all(
+                isinstance(r.get(f, []), list) and all(isinstance(g, str) for g in r.get(f, []))
+                for f in ("groups", "defaultGroups")
+            )
+            and "groups" in r
             for r in roles
         ):
             raise garbage(self.system, f"GET {path}", "expected a list of roles with 'groups'")
-        return [g for role in roles for g in role["groups"]]
+        return roles
 
     def _search_users(
         self,
