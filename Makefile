@@ -32,13 +32,16 @@ bench: install
 	$(BIN)/python -m scimsync.sim.bench
 
 # Mutation testing of scimsync/engine/ and scimsync/mapping.py (config: [tool.mutmut] in
-# pyproject.toml). Slow (~10-15 min on 2 cores), so not part of `test`/`check`. Starts from a
-# fresh ./mutants each time: mutmut's cache would keep old verdicts after the tests change.
+# pyproject.toml, pytest plugin scripts/mutmut_plugin.py). Slow (~10-15 min on 2 cores), so not
+# part of `test`/`check`. Starts from a fresh ./mutants each time: mutmut's cache would keep old
+# verdicts after the tests change. Property tests run at most MUTATION_MAX_EXAMPLES examples
+# per mutant (0 = as many as the tests ask for; far slower).
 MUTATION_CHILDREN ?= 2
+MUTATION_MAX_EXAMPLES ?= 25
 
 mutation: install
 	rm -rf mutants
-	$(BIN)/mutmut run --max-children $(MUTATION_CHILDREN)
+	MUTATION_MAX_EXAMPLES=$(MUTATION_MAX_EXAMPLES) $(BIN)/mutmut run --max-children $(MUTATION_CHILDREN)
 	$(BIN)/python scripts/mutation_report.py
 
 clean:

@@ -54,7 +54,9 @@ def number(name: str) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--diffs", action="store_true", help="print `mutmut show` for every survivor")
     args = parser.parse_args()
 
@@ -69,7 +71,12 @@ def main() -> int:
     killed = counts.pop("killed", 0)
     survived = counts.pop("survived", 0)
     others = "".join(f", {n} {status}" for status, n in sorted(counts.items()))
-    print(f"mutation score: {killed}/{total} killed ({100 * killed / total:.1f}%), {survived} survived{others}")
+    score = f"{killed}/{total} killed ({100 * killed / total:.1f}%)"
+    print(f"mutation score: {score}, {survived} survived{others}")
+
+    untested = Counter(" ".join(where(name)) for name, status in statuses.items() if status == "no tests")
+    if untested:
+        print("no selected test reaches:", ", ".join(f"{f} ({n})" for f, n in sorted(untested.items())))
 
     survivors: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for name, status in statuses.items():

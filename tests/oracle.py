@@ -2,7 +2,8 @@
 
 Nothing here calls scimsync code: not ``models.key`` or ``glob_match``, not matching,
 diff or effects. Only the value types (accounts, desired accounts, operations, the
-policy settings) are shared, because they are the engine's interface. Names compare the
+policy settings) are shared, because they are the engine's interface; the oracle reads
+their fields and nothing else. Names compare the
 way Jira compares them, ``str.lower()`` and never ``casefold()`` (SPEC §4); ownership is
 the SPEC §5 rule; ``simulate`` applies operations the way Jira would, strictly.
 """
@@ -132,8 +133,15 @@ def untouchable_violations(world: World, ops: Sequence[Operation]) -> list[str]:
     return problems
 
 
-def present_person_violations(world: World, ops: Sequence[Operation]) -> list[str]:
-    """Name every deprovisioning of an account an active source user maps to (SPEC §5, §6)."""
+def present_person_violations(
+    world: World, ops: Sequence[Operation], *, by: Sequence[str] = ("username", "email", "link")
+) -> list[str]:
+    """Name every deprovisioning of an account an active source user maps to or is linked to.
+
+    SPEC §5: never deprovisioned while an active user maps to its username or email; an
+    inactive user found by link or username still deprovisions it (SPEC §6). ``by`` picks
+    which of username, email and link are checked.
+    """
     active = [d for d in world.desired if d.active]
     usernames = {d.username.lower() for d in active}
     emails = {d.email.lower() for d in active if d.email}
@@ -148,6 +156,12 @@ def present_person_violations(world: World, ops: Sequence[Operation]) -> list[st
             if not d.active
         )
 
+    def linked_to_present(account: Account) -> bool:
+        # Matched first by its link, a renamed person keeps the account: "an update_user of
+        # the same account, never a create plus a deactivation" (SPEC §5 Links).
+        linkers = [d for d in world.desired if world.linked(d.source_id) == account]
+        return match[:1] == ("id",) and len(linkers) == 1 and linkers[0].active
+
     problems = []
     for op in ops:
         if op.kind not in (*DEPROVISIONS, OpKind.REMOVE_MEMBER) or op.account_id is None:
@@ -155,8 +169,11 @@ def present_person_violations(world: World, ops: Sequence[Operation]) -> list[st
         account = world.by_id(op.account_id)
         if account is None:
             continue  # untouchable_violations reports it
-        held = account.username.lower() in usernames or (
-            account.email is not None and account.email.lower() in emails and not leaver_keeps_it(account)
+        by_email = account.email is not None and account.email.lower() in emails
+        held = (
+            ("username" in by and account.username.lower() in usernames)
+            or ("email" in by and by_email and not leaver_keeps_it(account))
+            or ("link" in by and linked_to_present(account))
         )
         if not held:
             continue
@@ -166,7 +183,7 @@ def present_person_violations(world: World, ops: Sequence[Operation]) -> list[st
         ):
             continue  # an active user's account losing a group no rule gives any more
         problems.append(
-            f"{op.kind.value} {op.group or ''} of {account.username!r}: an active source user maps to it"
+            f"{op.kind.value} {op.group or ''} of {account.username!r}: an active source user holds it"
         )
     return problems
 
@@ -196,18 +213,14 @@ def find(world: World, d: DesiredAccount) -> Account | None:
 
 
 def contested(world: World) -> bool:
-    """Tell whether who-is-on-which-account needs more than the SPEC's plain rules.
+    """Tell whether who keeps an account needs more than the SPEC's plain rules.
 
-    Two active users sharing a username or email are a collision; an account two users
-    match (an active one and a leaver, say) is settled by rules of the engine's own.
+    An account an active user and another user both match (a leaver, say) is settled by
+    rules of the engine's own. Users in a collision are neither created nor changed, so
+    the account they match stays theirs; two leavers on one account leave it either way.
     """
-    active = [d for d in world.desired if d.active]
-    for name in ("username", "email"):
-        values = [str(getattr(d, name)).lower() for d in active if getattr(d, name)]
-        if len(values) != len(set(values)):
-            return True
-    found = [a.id for a in (find(world, d) for d in world.desired) if a is not None]
-    return len(found) != len(set(found))
+    found = [(a.id, d.active) for d in world.desired if (a := find(world, d)) is not None]
+    return any(active and sum(1 for j, _ in found if j == i) > 1 for i, active in found)
 
 
 def expected_leavers(world: World, ops: Sequence[Operation]) -> int:
@@ -242,6 +255,21 @@ def provenance_violations(world: World, ops: Sequence[Operation]) -> list[str]:
     return problems
 
 
+def unmarked_after(world: World, ops: Sequence[Operation], after: TargetDirectory) -> list[str]:
+    """Name every account the plan created or adopted for an active user that lacks the marker.
+
+    SPEC §5: the owner group is "added to every account the tool creates or adopts"; only
+    a missing owner group that may not be created excuses it (a notice says so).
+    """
+    if not any(same(g, world.policy.owner_group) for g in after.groups):
+        return []
+    active = {d.source_id for d in world.desired if d.active}
+    ids = {f"new:{op.account}" for op in ops if op.kind is OpKind.CREATE_USER}
+    ids |= {op.account_id for op in ops if op.account_id and op.source_id in active}
+    marked = World(world.desired, after, world.policy, world.links).marked
+    return [f"{a.username!r} ({a.id})" for a in after.accounts if a.id in ids and not marked(a)]
+
+
 class RejectedError(AssertionError):
     """The simulated Jira refuses an operation: the plan could not be carried out."""
 
@@ -256,7 +284,7 @@ def simulate(directory: TargetDirectory, ops: Sequence[Operation]) -> TargetDire
     accounts: list[Account] = list(directory.accounts)
     groups: list[str] = sorted(directory.groups)
 
-    def find(op: Operation) -> int:
+    def locate(op: Operation) -> int:
         for i, a in enumerate(accounts):
             if (a.id == op.account_id) if op.account_id is not None else same(a.username, op.account):
                 return i
@@ -277,14 +305,19 @@ def simulate(directory: TargetDirectory, ops: Sequence[Operation]) -> TargetDire
                 Account(f"new:{username}", username, new.get("email", ""), new.get("display_name", ""))
             )
             continue
-        i = find(op)
+        i = locate(op)
         account = accounts[i]
         if op.kind is OpKind.UPDATE_USER:
-            fields = {c.field: c.new for c in op.changes}
+            fields = {c.field: c.new or "" for c in op.changes}
             taken = [a for a in accounts if a.id != account.id and same(a.username, fields.get("username"))]
             if taken:
                 raise RejectedError(f"rename of {account.username!r}: {taken[0].username!r} exists")
-            accounts[i] = dataclasses.replace(account, **fields)
+            accounts[i] = dataclasses.replace(
+                account,
+                username=fields.get("username", account.username),
+                email=fields.get("email", account.email),
+                display_name=fields.get("display_name", account.display_name),
+            )
         elif op.kind is OpKind.REACTIVATE_USER:
             accounts[i] = dataclasses.replace(account, active=True)
         elif op.kind is OpKind.DEACTIVATE_USER:
@@ -300,4 +333,4 @@ def simulate(directory: TargetDirectory, ops: Sequence[Operation]) -> TargetDire
         elif op.kind is OpKind.REMOVE_MEMBER:
             kept = frozenset(g for g in account.groups if not same(g, op.group))
             accounts[i] = dataclasses.replace(account, groups=kept)
-    return TargetDirectory(accounts=tuple(accounts), groups=frozenset(groups))
+    return dataclasses.replace(directory, accounts=tuple(accounts), groups=frozenset(groups))

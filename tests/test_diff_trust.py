@@ -253,16 +253,22 @@ def test_an_email_two_records_share_stays_with_the_record_its_username_names() -
     ]
 
 
-def test_a_link_to_an_account_another_users_username_names_is_not_used() -> None:
-    # Swapped links: each would hand one person's account to the other.
+def test_a_link_to_an_account_another_active_users_username_names_is_a_collision() -> None:
+    # Swapped links: each would hand one person's account to the other; neither is changed.
     plan = run(
         [want("amara"), want("bruno")],
         [acct("amara"), acct("bruno")],
         links={"s-amara": "K-bruno", "s-bruno": "K-amara"},
     )
     assert plan.operations == ()
-    assert plan.links == {"s-amara": "K-amara", "s-bruno": "K-bruno"}
-    assert plan.unlinked == ("s-amara", "s-bruno")
+    assert sorted((c.field, c.value) for c in plan.collisions) == [("account", "amara"), ("account", "bruno")]
+
+
+def test_a_leavers_username_never_costs_a_renamed_person_their_link() -> None:
+    renamed = want("svc-bot", "svc@x.io", "Admin", src="s2")
+    leaver = want("admin", "old-admin@x.io", src="s3", active=False)
+    plan = run([renamed, leaver], [acct("admin", "admin@x.io", "Admin")], links={"s-s2": "K-admin"})
+    assert [fmt(op) for op in plan.operations] == ["update_user admin email:admin@x.io->svc@x.io"]
 
 
 def test_a_link_of_someone_out_of_scope_is_neither_used_nor_dropped() -> None:

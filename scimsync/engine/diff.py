@@ -51,11 +51,16 @@ class _Present:
     usernames: frozenset[str]
     emails: frozenset[str]
 
-    def holds(self, ctx: Context, account: Account, *, email: bool = True) -> str | None:
-        """Return which of the account's names an active source user maps to, or None."""
+    def holds(self, ctx: Context, account: Account, *, shared: str | None = None) -> str | None:
+        """Return which of the account's names an active source user maps to, or None.
+
+        ``shared``: the email of the leaver this account surely is, which a new hire may
+        have been given too (SPEC §6: an inactive user never blocks a deprovisioning).
+        """
         if ctx.key(account.username) in self.usernames:
             return f"username '{account.username}'"
-        if email and account.email and ctx.key(account.email) in self.emails:
+        email = ctx.key(account.email)
+        if email and email in self.emails and email != ctx.key(shared):
             return f"email '{account.email}'"
         return None
 
@@ -135,7 +140,7 @@ def _plan_matched(ctx: Context, d: DesiredAccount, account: Account, m: Match, p
         return _Out(notices=[ctx.notice(account.username, "protected", message)])
     marked = ctx.owned_by_marker(account)
     # A link or username names this person for sure; an email may belong to someone else now.
-    strong = m.how in STRONG_KEYS or ctx.key(d.username) == ctx.key(account.username)
+    strong = m.how in STRONG_KEYS or ctx.names(d, account)
     if d.active:
         out = _plan_active(ctx, d, account, m.how)
     elif not strong and not marked:
@@ -146,7 +151,8 @@ def _plan_matched(ctx: Context, d: DesiredAccount, account: Account, m: Match, p
         )
         return _Out(notices=[ctx.notice(account.username, "ambiguous", message)])
     else:
-        out = _deprovision(ctx, account, "inactive in source", d.source_id, present, email=not strong)
+        shared = d.email if strong else None
+        out = _deprovision(ctx, account, "inactive in source", d.source_id, present, shared=shared)
     if not marked:
         out.ops = [_adoption(ctx, op, account, m.how) for op in out.ops]
     return _unless_unmanageable(ctx, account, out)
@@ -164,7 +170,7 @@ def _adoption(ctx: Context, op: Operation, account: Account, how: str) -> Operat
 def _plan_unmatched(ctx: Context, account: Account, present: _Present, source_id: str | None) -> _Out:
     if not ctx.owned_by_marker(account) or ctx.protected(account.username):
         return _Out()  # not ours, or never touched: SPEC §5
-    out = _deprovision(ctx, account, "left the source", source_id, present, email=True)
+    out = _deprovision(ctx, account, "left the source", source_id, present)
     return _unless_unmanageable(ctx, account, out)
 
 
@@ -228,14 +234,15 @@ def _deprovision(
     source_id: str | None,
     present: _Present,
     *,
-    email: bool,
+    shared: str | None = None,
 ) -> _Out:
     """Deprovision an owned account per ``policy.deprovision``; the owner marker stays (SPEC §6).
 
-    Never an account whose username (or, unless a strong key matched it, email) an active
-    source user maps to: that person is present, and the ambiguity is a notice (SPEC §5).
+    Never an account whose username or email an active source user maps to: that person
+    is present, and the ambiguity is a notice (SPEC §5). The one exception is ``shared``,
+    the email of the leaver a strong key says this account is, reused for a new hire.
     """
-    holder = present.holds(ctx, account, email=email)
+    holder = present.holds(ctx, account, shared=shared)
     if holder is not None:
         message = (
             f"not deprovisioned ({reason}): an active source user maps to its {holder}; "

@@ -100,6 +100,10 @@ class Context:
             return bool(account.external_id)
         return self.in_group(account, self.policy.owner_group)
 
+    def names(self, d: DesiredAccount, account: Account) -> bool:
+        """Tell whether ``d``'s username names ``account``, where ``match`` uses usernames at all."""
+        return "username" in self.policy.match and self.key(d.username) == self.key(account.username)
+
     def holders(self, what: str, value: str | None) -> tuple[int, ...]:
         """Return the accounts whose ``what`` (username, email) equals ``value``."""
         return self.index[what].get(self.key(value), ()) if value else ()
@@ -148,9 +152,10 @@ def build_context(
     """Index the target's accounts by username, email and externalId; name its managed groups.
 
     ``links`` maps source ids to the stable ids of the accounts scimsync created or adopted
-    for them (the state file). A link counts only while its account exists, still carries
-    the owner marker, and is not the account that another source user's username names:
-    a stale, copied or edited state file never hands one person's account to another.
+    for them (the state file). A link counts only while its account exists and still
+    carries the owner marker; an account that a link and another active person's username
+    both claim is a collision (``resolve``), so an edited state file never hands one
+    person's account to another.
     """
     fold = caps.name_key
     existing = {fold(g): g for g in sorted(actual.groups)}
@@ -180,17 +185,12 @@ def build_context(
         links={},
         creation_groups=frozenset(fold(g) for g in actual.creation_groups),
     )
-    named = {fold(d.username): d.source_id for d in desired}  # whose username names an account
-
-    def usable(source_id: str, j: int) -> bool:
-        account = actual.accounts[j]
-        owner = named.get(fold(account.username), source_id)
-        return ctx.owned_by_marker(account) and owner == source_id
-
+    # Another active person whose username names the linked account is a collision in
+    # resolve(): neither is changed. A leaver's name never costs a renamed person their link.
     trusted = {
         source_id: by_id[account_id]
         for source_id, account_id in sorted((links or {}).items())
-        if account_id in by_id and usable(source_id, by_id[account_id])
+        if account_id in by_id and ctx.owned_by_marker(actual.accounts[by_id[account_id]])
     }
     return dataclasses.replace(ctx, links=trusted)
 
@@ -218,10 +218,10 @@ def resolve(ctx: Context, desired: Sequence[DesiredAccount]) -> Resolution:
     """Match every desired account to at most one account and find the collisions (SPEC §6).
 
     Two or more active source users matching one account are a collision. An inactive
-    user never blocks anyone (SPEC §6): matched by an earlier key than every active user
-    (a link before a username, a username before an email), or by the same key while its
-    username names the account, it keeps the account, and the active users are treated
-    as unmatched; otherwise the active user keeps it.
+    user never blocks anyone (SPEC §6): when it names the account for sure (a link, or a
+    username) and the active user only shares its email, or both name it and the inactive
+    one by an earlier key, it keeps the account and the active user is treated as
+    unmatched; otherwise the active user keeps it.
     """
     clashes = _field_collisions(ctx, desired)
     blocked = {i for _, found in clashes for i in found}
@@ -232,14 +232,14 @@ def resolve(ctx: Context, desired: Sequence[DesiredAccount]) -> Resolution:
             by_account[m.position].append(i)
     matches: list[Match | None] = list(tried)
     claimed: dict[int, list[int]] = {}
-    rank = {i: m.rank for i, m in enumerate(tried) if m is not None}
     for j, found in by_account.items():
-        winners = _winners(ctx, desired, rank, j, found)
+        winners = _winners(ctx, desired, tried, j, found)
         for i in found:
             if i not in winners:
                 matches[i] = None  # an inactive loser is done; an active one is a new person
         claimed[j] = winners
     clashes += _account_collisions(ctx, desired, claimed, blocked)
+    clashes += _link_collisions(ctx, desired, tried)
     blocked |= {i for _, found in clashes for i in found}
     return Resolution(
         matches=tuple(matches),
@@ -250,18 +250,21 @@ def resolve(ctx: Context, desired: Sequence[DesiredAccount]) -> Resolution:
 
 
 def _winners(
-    ctx: Context, desired: Sequence[DesiredAccount], rank: Mapping[int, int], j: int, found: list[int]
+    ctx: Context, desired: Sequence[DesiredAccount], tried: Sequence[Match | None], j: int, found: list[int]
 ) -> list[int]:
     """Return who keeps account ``j`` among the desired accounts ``found`` matching it."""
+    rank = {i: m.rank for i in found if (m := tried[i]) is not None}
+    how = {i: m.how for i in found if (m := tried[i]) is not None}
     active = [i for i in found if desired[i].active]
     if len(active) > 1:
         return active  # several active people on one account: a collision
 
-    def order(i: int) -> tuple[int, bool, bool]:
-        # The earliest key; at an equal rank (an email two records share) the record whose
-        # username names the account; then the active one.
-        named = ctx.key(desired[i].username) == ctx.key(ctx.accounts[j].username)
-        return (rank[i], not named, not desired[i].active)
+    def order(i: int) -> tuple[bool, int, bool]:
+        # A record that names the account for sure (by link, externalId, or a username
+        # `match` uses) before one that only shares its email; then the earliest key; then
+        # the active record.
+        sure = how[i] in STRONG_KEYS or ctx.names(desired[i], ctx.accounts[j])
+        return (not sure, rank[i], not desired[i].active)
 
     return [min(found, key=order)]
 
@@ -299,6 +302,35 @@ def _account_collisions(
         for j, found in claimed.items()
         if len(found) > 1 and not blocked.issuperset(found)
     ]
+
+
+def _link_collisions(
+    ctx: Context, desired: Sequence[DesiredAccount], tried: Sequence[Match | None]
+) -> list[tuple[Collision, list[int]]]:
+    """Return a collision per linked account whose username another ACTIVE person maps to.
+
+    A link and a username that name two different people (links swapped or copied by hand,
+    a username given to a new hire after a rename) leave both people unchanged. A leaver's
+    username never costs a renamed person their link.
+    """
+    if "username" not in ctx.policy.match:
+        return []
+    by_name: dict[str, list[int]] = defaultdict(list)
+    for i, d in enumerate(desired):
+        if d.active:
+            by_name[ctx.key(d.username)].append(i)
+    clashes = []
+    for i, m in enumerate(tried):
+        if m is None or m.how != "id":
+            continue
+        account = ctx.accounts[m.position]
+        others = [k for k in by_name.get(ctx.key(account.username), []) if k != i]
+        if others:
+            found = [i, *others]
+            clashes.append(
+                (Collision(ctx.target, "account", account.username, _names(desired, found)), found)
+            )
+    return clashes
 
 
 def _match(ctx: Context, d: DesiredAccount) -> Match | None:
