@@ -113,7 +113,7 @@ def diff(
         active_owned_count=sum(1 for a in owned if a.active),
         leavers=out.leavers,
         links=_links(ctx, desired, found.matches, found.blocked),
-        # Links that cannot be trusted any more: gone, unmarked, or someone else's by name.
+        # Links that cannot be trusted any more: the account is gone or lost the owner marker.
         unlinked=tuple(sorted(set(links or {}) - set(ctx.links))),
     )
 
