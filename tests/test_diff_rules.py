@@ -850,8 +850,8 @@ def test_a_collision_stays_blocked_when_another_collision_is_found() -> None:
 
 
 def test_a_collision_lists_its_source_users_case_insensitively() -> None:
-    plan = run([want("bob", "b1@x.io", src="bob"), want("BOB", "b2@x.io", src="Anna")], [])
-    assert list(plan.collisions) == [Collision("jira", "username", "bob", ("Anna", "bob"))]
+    plan = run([want("bob", "b1@x.io", src="Zoe"), want("BOB", "b2@x.io", src="bob")], [])
+    assert list(plan.collisions) == [Collision("jira", "username", "bob", ("bob", "Zoe"))]
 
 
 def test_notices_are_sorted_by_account_then_kind() -> None:

@@ -79,7 +79,7 @@ def diff(
     ``links`` maps source ids to the stable ids of the accounts scimsync created or
     adopted for them (the state file, SPEC §5 Links).
     """
-    ctx = build_context(target, actual, policy, caps, links, desired)
+    ctx = build_context(target, actual, policy, caps, links)
     found = resolve(ctx, desired)
     present = _Present(
         frozenset(ctx.key(d.username) for d in desired if d.active),

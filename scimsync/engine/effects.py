@@ -99,17 +99,16 @@ def _check_create(op: Operation, fresh: Account | None) -> Check:
 
 
 def _check_update(op: Operation, fresh: Account) -> Check:
-    results = set()
+    """Done when every field has its new value, apply while some still has the old one."""
+    pending = False
     for change in op.changes:
         now = _field(fresh, change.field)
-        old = op.expected.get(change.field, change.old)
         if _same(change.field, now, change.new):
-            results.add("done")
-        elif _same(change.field, now, old):
-            results.add("apply")
-        else:
+            continue
+        if not _same(change.field, now, op.expected.get(change.field, change.old)):
             return "stale"
-    return "apply" if "apply" in results else "done"
+        pending = True
+    return "apply" if pending else "done"
 
 
 def _check_flag(op: Operation, fresh: Account) -> Check:

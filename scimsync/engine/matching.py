@@ -147,7 +147,6 @@ def build_context(
     policy: DiffPolicy,
     caps: Capabilities,
     links: Mapping[str, str] | None = None,
-    desired: Sequence[DesiredAccount] = (),
 ) -> Context:
     """Index the target's accounts by username, email and externalId; name its managed groups.
 
