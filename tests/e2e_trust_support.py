@@ -22,6 +22,7 @@ from e2e_support import CONFIG, STAFF, World
 from scimsync.sim.jira import JiraSim
 from scimsync.sim.server import SimServer
 
+TOKEN = "trust-token-4c2a"  # the simulator's token; the configs read it from E2E_JIRA_TOKEN
 BASE_COLUMNS = ["id", "username", "email", "first_name", "last_name", "active", "groups"]
 SUMMARY_EMPTY = "Plan: 0 to create, 0 to update, 0 to deactivate, 0 membership changes."
 

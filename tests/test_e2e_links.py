@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from e2e_support import STAFF
-from e2e_trust_support import TrustWorld, key_of, make_trust_world, operations
-
-TOKEN = "links-token-77d1"
-
-
-@pytest.fixture(params=["9.12.0", "10.3.1"])
-def world(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[TrustWorld]:
-    monkeypatch.setenv("E2E_JIRA_TOKEN", TOKEN)
-    yield from make_trust_world(tmp_path, TOKEN, version=request.param)
+from e2e_trust_support import TrustWorld, key_of, operations
 
 
 def rename_amara(world: TrustWorld, last_name: str = "Nowak") -> None:

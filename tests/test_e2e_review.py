@@ -9,16 +9,15 @@ plan rolling the state file back, and hand-edited plans past the guard.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from e2e_support import STAFF, person
 from e2e_trust_support import (
+    TOKEN,
     TrustWorld,
     key_of,
-    make_trust_world,
     operations,
     read_json,
     snapshot,
@@ -27,22 +26,6 @@ from e2e_trust_support import (
 
 from scimsync.sim.jira import JiraSim
 from scimsync.sim.server import SimServer
-
-TOKEN = "review-token-1"
-
-
-@pytest.fixture(params=["9.12.0", "10.3.1"])
-def world(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[TrustWorld]:
-    monkeypatch.setenv("E2E_JIRA_TOKEN", TOKEN)
-    yield from make_trust_world(tmp_path, TOKEN, version=request.param)
-
-
-@pytest.fixture
-def world10(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TrustWorld]:
-    monkeypatch.setenv("E2E_JIRA_TOKEN", TOKEN)
-    yield from make_trust_world(tmp_path, TOKEN, version="10.3.1")
 
 
 def state_file(world: TrustWorld) -> Path:

@@ -8,7 +8,6 @@ DC simulator as in test_e2e_jira.py; config variants and sim edits are in e2e_tr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from e2e_trust_support import (
     assert_clean_error,
     error_lines,
     key_of,
-    make_trust_world,
     notices,
     operations,
     ops_on,
@@ -30,24 +28,7 @@ from e2e_trust_support import (
     write_json,
 )
 
-TOKEN = "trust-token-4c2a"
 NO_CHANGES = "No changes: every target matches the source."
-
-
-@pytest.fixture(params=["9.12.0", "10.3.1"])
-def world(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[TrustWorld]:
-    """A Jira before /user/list (9.12: capped search) and one with it (10.3)."""
-    monkeypatch.setenv("E2E_JIRA_TOKEN", TOKEN)
-    yield from make_trust_world(tmp_path, TOKEN, version=request.param)
-
-
-@pytest.fixture
-def world10(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TrustWorld]:
-    """One Jira version, for the slower tests and those that do not depend on it."""
-    monkeypatch.setenv("E2E_JIRA_TOKEN", TOKEN)
-    yield from make_trust_world(tmp_path, TOKEN, version="10.3.1")
 
 
 def without(*usernames: str) -> list[dict[str, Any]]:
