@@ -78,10 +78,20 @@ class Account:
     manageable: bool = True
     external_id: str | None = None
 
-    def in_group(self, group: str) -> bool:
-        """Tell whether the account is a member of ``group`` (case-insensitive)."""
-        wanted = key(group)
-        return any(key(g) == wanted for g in self.groups)
+    def in_group(self, group: str, fold: Callable[[str | None], str] = key) -> bool:
+        """Tell whether the account is a member of ``group``, names compared by ``fold``."""
+        wanted = fold(group)
+        return any(fold(g) == wanted for g in self.groups)
+
+    def carries_owner_marker(
+        self, marker: str, owner_group: str, fold: Callable[[str | None], str] = key
+    ) -> bool:
+        """Tell whether the account carries scimsync's owner marker (SPEC §5).
+
+        ``marker`` is "external_id" on SCIM-based targets (a non-empty externalId), else
+        "group" (membership of ``owner_group``).
+        """
+        return bool(self.external_id) if marker == "external_id" else self.in_group(owner_group, fold)
 
 
 @dataclass(frozen=True)

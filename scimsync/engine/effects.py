@@ -70,12 +70,7 @@ class Ownership:
         names = {fresh.username, op.account}
         if any(glob_match(n, g) for n in names for g in self.protected_users):
             return f"'{fresh.username}' is a protected user"
-        marked = (
-            bool(fresh.external_id)
-            if self.owner_marker == "external_id"
-            else fresh.in_group(self.owner_group)
-        )
-        if marked:
+        if fresh.carries_owner_marker(self.owner_marker, self.owner_group):
             return None
         if fresh.id not in self.adopted:
             return f"'{fresh.username}' no longer carries the owner marker, so scimsync does not own it"

@@ -35,11 +35,9 @@ def check_guards(
     """Return every guard the plans trip; targets that could not be read are skipped."""
     violations: list[GuardViolation] = []
     for plan in targets:
-        if plan.error is not None:
-            continue
-        violations += _max_deactivations(plan, limits)
-        violations += _empty_source(plan, active_source_users, limits)
-        violations += _privileged(plan, desired.get(plan.target, ()), limits)
+        if plan.error is None:
+            violations += _leaver_guards(plan, active_source_users, limits)
+            violations += _privileged(plan, desired.get(plan.target, ()), limits)
     return tuple(violations)
 
 
@@ -50,12 +48,14 @@ def check_saved_plan(
 
     The privileged-group guard needs the source's grants and was checked when planning.
     """
-    violations: list[GuardViolation] = []
-    for plan in targets:
-        if plan.error is None:
-            violations += _max_deactivations(plan, limits)
-            violations += _empty_source(plan, active_source_users, limits)
-    return tuple(violations)
+    return tuple(
+        v for plan in targets if plan.error is None for v in _leaver_guards(plan, active_source_users, limits)
+    )
+
+
+def _leaver_guards(plan: TargetPlan, active_source_users: int, limits: GuardLimits) -> list[GuardViolation]:
+    """Return the guards against mass deprovisioning: too many leavers, an empty source."""
+    return [*_max_deactivations(plan, limits), *_empty_source(plan, active_source_users, limits)]
 
 
 def deactivation_limit(limits: GuardLimits, owned_count: int) -> tuple[int, str]:

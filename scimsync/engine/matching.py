@@ -85,20 +85,15 @@ class Context:
         """Return the comparison key of the owner group."""
         return self.key(self.policy.owner_group)
 
-    def in_group(self, account: Account, group: str) -> bool:
-        """Tell whether the account is a member of ``group``, compared as the target does."""
-        wanted = self.key(group)
-        return any(self.key(g) == wanted for g in account.groups)
-
     def protected(self, username: str) -> bool:
         """Tell whether ``username`` matches a ``protected_users`` glob (case-insensitive)."""
         return any(glob_match(username, g) for g in self.policy.protected_users)
 
     def owned_by_marker(self, account: Account) -> bool:
-        """Tell whether the account carries the owner marker (SPEC §5)."""
-        if self.caps.owner_marker == "external_id":
-            return bool(account.external_id)
-        return self.in_group(account, self.policy.owner_group)
+        """Tell whether the account carries the owner marker (SPEC §5), names compared as the target does."""
+        return account.carries_owner_marker(
+            self.caps.owner_marker, self.policy.owner_group, self.caps.name_key
+        )
 
     def names(self, d: DesiredAccount, account: Account) -> bool:
         """Tell whether ``d``'s username names ``account``, where ``match`` uses usernames at all."""
