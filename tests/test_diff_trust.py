@@ -301,3 +301,13 @@ def test_a_group_the_target_adds_new_accounts_to_is_corrected_in_the_same_plan()
         Capabilities(),
     )
     assert "remove_member amara jira-devs" not in [fmt(op) for op in wanted.operations]
+
+
+def test_the_owner_marker_is_compared_as_the_target_compares_names() -> None:
+    def exact(value: str | None) -> str:
+        return value or ""
+
+    # Under an exact comparison "SCIMSYNC-MANAGED" is another group: the account is not ours.
+    stranger = acct("gone", groups=(OWN.upper(), "jira-users"))
+    assert run([want("keep")], [stranger], caps={"name_key": exact}).owned_count == 0
+    assert run([want("keep")], [stranger]).owned_count == 1
