@@ -7,11 +7,12 @@ from typing import Any
 
 from scimsync.config import Config
 from scimsync.errors import ConfigError
+from scimsync.http import HttpSettings
 from scimsync.sources.base import Source
 from scimsync.sources.file import FileSource
 
-# type name -> connector class, called as cls(name, source_config)
-SOURCE_TYPES: dict[str, Callable[[str, Any], Source]] = {
+# type name -> connector class, called as cls(name, source_config, http_settings)
+SOURCE_TYPES: dict[str, Callable[[str, Any, HttpSettings], Source]] = {
     "file": FileSource,
 }
 
@@ -30,4 +31,4 @@ def build_source(config: Config) -> Source:
         raise ConfigError(
             [f"source.type: '{kind}' is not available in this version (available: {available})"]
         )
-    return factory("source", config.source)
+    return factory("source", config.source, config.http_settings())

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from scimsync.config import FileSourceConfig
 from scimsync.errors import ConnectorError
+from scimsync.http import HttpSettings
 from scimsync.models import Group, SourceDirectory, User, key
 from scimsync.sources.file_formats import (
     FormatError,
@@ -41,7 +42,8 @@ class FileSource:
 
     type = "file"
 
-    def __init__(self, name: str, config: FileSourceConfig) -> None:
+    def __init__(self, name: str, config: FileSourceConfig, settings: HttpSettings | None = None) -> None:
+        # `settings` (the HTTP layer's) is part of every source's constructor; a file needs none.
         self.name = name
         self.path: Path = config.path
         self.config = config
