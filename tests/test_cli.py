@@ -194,12 +194,12 @@ def test_version() -> None:
 
 
 def test_unavailable_connector_type_fails_validate(world: World) -> None:
-    edit_config(world, "type: jira", "type: confluence")
+    edit_config(world, "type: jira", "type: scim")
     result = world.run("validate")
     assert result.exit_code == 1
     assert result.stderr == (
-        f"error: config {world.config}: targets.jira.type: 'confluence' is not available in this version "
-        "(available: jira)\n"
+        f"error: config {world.config}: targets.jira.type: 'scim' is not available in this version "
+        "(available: confluence, jira)\n"
     )
 
 

@@ -953,18 +953,18 @@ def test_parse_error_joins_messages_and_field_errors() -> None:
 
 
 def test_registry_and_build_target() -> None:
-    assert implemented_target_types() == {"jira"} == set(TARGET_TYPES)
+    assert implemented_target_types() == {"jira", "confluence"} == set(TARGET_TYPES)
     config = TargetConfig.model_validate({"type": "jira", "url": BASE, "token": "pat-0123456789"})
     target = build_target("jira", config, HttpSettings())
     assert isinstance(target, JiraTarget) and target.name == "jira"
     target.close()
     other = TargetConfig.model_validate(
-        {"type": "confluence", "url": BASE, "username": "bot", "password": "password-value"}
+        {"type": "scim", "url": BASE, "username": "bot", "password": "password-value"}
     )
     with pytest.raises(ConfigError) as err:
-        build_target("wiki", other, HttpSettings())
+        build_target("app", other, HttpSettings())
     assert err.value.problems == [
-        "targets.wiki.type: 'confluence' is not available in this version (available: jira)"
+        "targets.app.type: 'scim' is not available in this version (available: confluence, jira)"
     ]
 
 

@@ -8,6 +8,7 @@ the app has already applied the change, which tests that a write is not retried 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import math
@@ -32,6 +33,9 @@ DROPPED = 0
 def jira_error_body(status: int) -> dict[str, Any]:
     """Return a Jira-shaped error body (reference §1.10) for an injected status."""
     return {"errorMessages": [f"Injected fault: HTTP {status}"], "errors": {}}
+
+
+JIRA_RATE_LIMITED = {"errorMessages": ["Rate limit exceeded."], "errors": {}}
 
 
 @dataclass(frozen=True)
@@ -116,11 +120,14 @@ class Faults:
         *,
         log: RequestLog | None = None,
         error_body: ErrorBody = jira_error_body,
+        rate_limit_body: dict[str, Any] | None = None,
     ) -> None:
         self.app = app
         self.log = log if log is not None else RequestLog()
         self.latency = 0.0
         self._error_body = error_body
+        # The product's own 429 body (another shape than Jira's for Confluence, §2.8).
+        self._rate_limit_body = rate_limit_body if rate_limit_body is not None else JIRA_RATE_LIMITED
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
 
@@ -159,7 +166,7 @@ class Faults:
             ("X-RateLimit-FillRate", str(fill_rate)),
             ("retry-after", str(retry_after)),
         )
-        body = {"errorMessages": ["Rate limit exceeded."], "errors": {}}
+        body = copy.deepcopy(self._rate_limit_body)
         self._add(_Rule("respond", count, _upper(method), path, 429, body, headers))
 
     def drop(

@@ -10,6 +10,8 @@ from scimsync.errors import ConfigError
 from scimsync.http import Auth, BasicAuth, BearerAuth, ErrorParser, HttpClient, HttpSettings
 from scimsync.secrets import Secret
 from scimsync.targets.base import Target
+from scimsync.targets.confluence import ConfluenceTarget
+from scimsync.targets.confluence_errors import parse_error as parse_confluence_error
 from scimsync.targets.jira import JiraTarget
 from scimsync.targets.jira import parse_error as parse_jira_error
 
@@ -27,6 +29,7 @@ class TargetType:
 
 TARGET_TYPES: dict[str, TargetType] = {
     "jira": TargetType(JiraTarget, parse_jira_error),
+    "confluence": TargetType(ConfluenceTarget, parse_confluence_error),
 }
 
 

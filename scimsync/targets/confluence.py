@@ -1,0 +1,348 @@
+"""Confluence Server / Data Center target over REST (reference §2); reads live in ``confluence_read``."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from secrets import token_urlsafe
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from scimsync.errors import AuthError, ConnectorError, NotFoundError, ResponseError
+from scimsync.http import HttpClient
+from scimsync.models import Account, Capabilities, TargetDirectory
+from scimsync.secrets import redact
+from scimsync.targets.base import Progress, no_progress
+from scimsync.targets.confluence_errors import (
+    is_envelope,
+    not_confluence,
+    parse_error,
+    refusal,
+    scrubbed,
+    text_of,
+)
+from scimsync.targets.confluence_read import API, MANIFEST, ConfluenceReader, manifest_version, quoted
+from scimsync.targets.jira_read import garbage
+
+KNOWN = ((7,), (11,))  # the versions scimsync knows: 7.x to 10.x
+PAT_SINCE = (7, 9)  # §2.1: personal access tokens (Bearer) from Confluence 7.9
+ADMIN_SINCE = (8, 2)  # §2.2: disable/enable/delete users, create groups, memberships
+CREATE_SINCE = (8, 4)  # §2.2: POST /admin/user
+UPDATE_SINCE = (10, 0)  # §2.2: PUT /admin/user/{u}; emails shown to REST callers from 10.0
+FIELDS = {"email": "email", "display_name": "fullName"}  # §2.5: no rename endpoint
+REFUSALS = (400, 402, 403, 404, 409)  # answered with a §2.8 error body about this one object
+DELETE_WAIT = 120.0  # seconds a deletion's long task may take (§2.5)
+FIRST_POLL_GAP, MAX_POLL_GAP = 0.5, 10.0
+# §2.4: no upper case (lower-cased before sending), no whitespace, none of \ , + < > ' "
+_BAD_USERNAME = re.compile(r"[\s\\,+<>'\"]")
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)  # looked up at call time, so a test can swap time.sleep for a whole run
+
+
+def describe(caps: Capabilities) -> str:
+    """Return "Confluence 9.2.1 (can: ...; cannot: ...)" for ``check``."""
+    what = {
+        "create": caps.create_user,
+        "deactivate": caps.deactivate,
+        "delete": caps.delete,
+        "groups": caps.manage_groups,
+        "update email/display name": bool(caps.update_fields),
+    }
+    can = ", ".join(name for name, ok in what.items() if ok)
+    cannot = ", ".join(name for name, ok in what.items() if not ok)
+    parts = [f"can: {can}"] * bool(can) + [f"cannot: {cannot}"] * bool(cannot)
+    return f"{caps.reason} ({'; '.join(parts)})"
+
+
+class ConfluenceTarget:
+    """A Confluence Server / Data Center instance; accounts are joined on the stable ``userKey`` (§2.3)."""
+
+    type = "confluence"
+
+    def __init__(
+        self,
+        name: str,
+        client: HttpClient,
+        *,
+        sleep: Callable[[float], None] = _sleep,
+        clock: Callable[[], float] = time.monotonic,
+        delete_wait: float = DELETE_WAIT,
+    ) -> None:
+        self.name = name
+        self._client = client
+        self._reader = ConfluenceReader(name, client)
+        self._server: tuple[str, tuple[int, ...]] | None = None
+        self._sleep, self._clock, self._delete_wait = sleep, clock, delete_wait
+
+    # -- reads -------------------------------------------------------------------------
+
+    def _server_info(self) -> tuple[str, tuple[int, ...]]:
+        """Return the version label and numbers, reading the application-links manifest once (§2.1a)."""
+        if self._server is None:
+            try:
+                response = self._client.request("GET", MANIFEST, ok=(200,))
+            except NotFoundError:
+                cause = "no application-links manifest (HTTP 404): is url the Confluence base URL?"
+                raise ResponseError(self.name, f"GET {MANIFEST}", cause) from None
+            except AuthError as exc:
+                raise self._hinted(exc) from None
+            label, numbers = manifest_version(self.name, response)
+            if not KNOWN[0] <= numbers < KNOWN[1]:
+                raise ConnectorError(
+                    self.name, "", f"Confluence {label} is not a version scimsync knows (7.x to 10.x)"
+                )
+            scheme = (response.request.headers.get("Authorization") or "").partition(" ")[0]
+            if scheme.lower() == "bearer" and numbers < PAT_SINCE:
+                # §2.1: an older Confluence ignores the Bearer header: every call would be anonymous.
+                cause = f"Confluence {label} has no personal access tokens (7.9+); use username + password"
+                raise AuthError(self.name, "", cause)
+            self._server = (label, numbers)
+        return self._server
+
+    def _hinted(self, error: AuthError) -> AuthError:
+        """Add what to check to a 401 (§2.5: also a user without Confluence access)."""
+        if error.status != 401:
+            return error
+        hint = (
+            f"check targets.{self.name} token, or username and password, and that the user may use Confluence"
+        )
+        return AuthError(error.system, error.obj, f"{error.cause}; {hint}", status=401)
+
+    def capabilities(self) -> Capabilities:
+        """Return what this Confluence version can do (§2.2)."""
+        label, numbers = self._server_info()
+        admin = numbers >= ADMIN_SINCE
+        return Capabilities(
+            create_user=numbers >= CREATE_SINCE,
+            update_fields=frozenset(FIELDS) if numbers >= UPDATE_SINCE else frozenset(),
+            deactivate=admin,
+            delete=admin,
+            manage_groups=admin,
+            create_groups=admin,
+            shows_email=numbers >= UPDATE_SINCE,
+            owner_marker="group",
+            reason=f"Confluence {label}",
+        )
+
+    def check(self) -> str:
+        """Read the version, then the signed-in user (the manifest alone proves no credentials)."""
+        caps = self.capabilities()
+        endpoint = f"GET {API}/user/current"
+        try:
+            me = self._client.get_json(f"{API}/user/current")
+        except AuthError as exc:
+            raise self._hinted(exc) from None
+        if not isinstance(me, dict):
+            raise garbage(self.name, endpoint, f"expected a JSON object, got {type(me).__name__}")
+        if me.get("type") == "anonymous" or not me.get("username"):
+            # §2.3: /user/current answers 200 for an anonymous caller too.
+            cause = f"signed in as anonymous; check targets.{self.name} token, or username and password"
+            raise AuthError(self.name, endpoint, cause)
+        return describe(caps)
+
+    def read(
+        self,
+        managed_groups: Iterable[str],
+        *,
+        progress: Progress = no_progress,
+        wanted: Iterable[tuple[str, str]] | None = None,
+    ) -> TargetDirectory:
+        """Read the users, and the members of each managed group (see ``Target.read``)."""
+        _, numbers = self._server_info()
+        return self._reader.directory(managed_groups, numbers, progress, wanted)
+
+    def get_account(self, username: str, *, account_id: str | None = None) -> Account | None:
+        """Read one user with all its groups, by userKey when given (§2.3); None when it does not exist."""
+        return self._reader.account(username, account_id)
+
+    def group_exists(self, name: str) -> bool:
+        """Tell whether group ``name`` exists."""
+        return self._reader.group_exists(name)
+
+    # -- writes ------------------------------------------------------------------------
+
+    def _require(self, able: bool, what: str, obj: str) -> None:
+        """Refuse a write this version has no endpoint for (§2.2); the plan never asks for one."""
+        if not able:
+            raise ConnectorError(
+                self.name, obj, f"cannot {what} on this target ({self.capabilities().reason})"
+            )
+
+    def _send(self, method: str, path: str, obj: str, *, body: object = None) -> requests.Response:
+        """Send one write; return the response when it succeeded or was refused in a §2.8 error body."""
+        ok = (200, 201, 202, 204, *REFUSALS)
+        response = self._client.request(method, API + path, json=body, ok=ok, obj=obj)
+        status = response.status_code
+        if status < 300 or is_envelope(response):
+            return response
+        if status == 403:
+            # §2.1: basic auth disabled, or a proxy: not a refusal of this one object.
+            raise AuthError(
+                self.name, obj, redact(f"HTTP 403 Forbidden: {parse_error(response)}"), status=403
+            )
+        cause = f"HTTP {status}: {not_confluence(response)}"
+        raise ResponseError(self.name, f"{method} {API}{path}", cause, status=status)
+
+    def _refused(self, response: requests.Response, obj: str) -> ConnectorError:
+        """Return the error for a write Confluence refused with a §2.8 error body."""
+        return refusal(self.name, response, obj)
+
+    def create_user(self, username: str, email: str, display_name: str) -> Account:
+        """Create an active user with a random password it never learns (SSO); no email is sent (§2.4)."""
+        name = username.lower()  # §2.4: no upper-case letters
+        obj = f"user {name}"
+        self._require(self.capabilities().create_user, "create users", obj)
+        if _BAD_USERNAME.search(name) or name == "anonymous":
+            cause = (
+                "Confluence does not allow this username (§2.4: no whitespace, \\ , + < > ' \" or anonymous)"
+            )
+            raise ConnectorError(self.name, obj, cause)
+        # §2.4: a password is required when notifyViaEmail is false. People sign in through
+        # SSO: the password is random, sent once, and never logged, stored or shown.
+        password = token_urlsafe(32)
+        body = {"userName": name, "fullName": display_name, "email": email}
+        try:
+            response = self._send(
+                "POST", "/admin/user", obj, body={**body, "password": password, "notifyViaEmail": False}
+            )
+            if response.status_code >= 300:
+                raise self._refused(response, obj)
+            created = self._client.decode_json(response, obj=obj)
+        except ConnectorError as exc:
+            raise scrubbed(exc, password) from None
+        user_key = created.get("userKey") if isinstance(created, dict) else None
+        if not isinstance(user_key, str) or not user_key:
+            raise garbage(self.name, f"POST {API}/admin/user", "no 'userKey' in the answer")
+        shown = email if self.capabilities().shows_email else None  # as a read would show it
+        return Account(id=user_key, username=name, email=shown, display_name=display_name)
+
+    def update_user(self, account: Account, fields: dict[str, str]) -> None:
+        """Change the email and display name of a user (§2.5, Confluence 10.0+)."""
+        obj = f"user {account.username}"
+        able = self.capabilities().update_fields
+        self._require(set(fields) <= able, f"update {', '.join(sorted(set(fields) - able))}", obj)
+        if not fields:
+            return
+        current = {"email": account.email or "", "display_name": account.display_name}
+        if not all(current[f] or f in fields for f in FIELDS):
+            # §2.5 [U]: the body holds both fields; send the other one as it is now.
+            fresh = self.get_account(account.username, account_id=account.id or None)
+            if fresh is None:
+                raise NotFoundError(self.name, obj, "the account does not exist")
+            current = {"email": fresh.email or "", "display_name": fresh.display_name}
+        values = {**current, **fields}
+        missing = [f for f in FIELDS if not values[f]]
+        if missing:
+            raise ConnectorError(self.name, obj, f"cannot tell the current {missing[0]}, which §2.5 requires")
+        response = self._send(
+            "PUT", f"/admin/user/{quoted(account.username)}", obj, body={FIELDS[f]: values[f] for f in FIELDS}
+        )
+        if response.status_code >= 300:
+            raise self._refused(response, obj)
+
+    def set_active(self, account: Account, active: bool) -> None:
+        """Enable or disable a user (§2.5: idempotent, Confluence 8.2+)."""
+        obj = f"user {account.username}"
+        self._require(self.capabilities().deactivate, "deactivate or reactivate users", obj)
+        verb = "enable" if active else "disable"
+        response = self._send("PUT", f"/admin/user/{quoted(account.username)}/{verb}", obj)
+        if response.status_code >= 300:
+            raise self._refused(response, obj)
+
+    def delete_user(self, account: Account) -> None:
+        """Delete a user and wait for Confluence's long task to finish (§2.5); one already gone is done."""
+        obj = f"user {account.username}"
+        self._require(self.capabilities().delete, "delete users", obj)
+        response = self._send("DELETE", f"/admin/user/{quoted(account.username)}", obj)
+        if (
+            response.status_code == 404
+            and self.get_account(account.username, account_id=account.id or None) is None
+        ):
+            return  # §6: deleting a missing user answers 404; gone, as wanted
+        if response.status_code >= 300:
+            raise self._refused(response, obj)
+        if response.status_code == 202:
+            self._await(self._client.decode_json(response, obj=obj), obj)
+
+    def _task_path(self, submission: Any) -> tuple[str, str]:
+        """Return the id and the status path of a LongTaskSubmission (§2.5 [U] shape)."""
+        task_id = submission.get("id") if isinstance(submission, dict) else None
+        links = submission.get("links") if isinstance(submission, dict) else None
+        link = links.get("status") if isinstance(links, dict) else None
+        if not isinstance(task_id, str | int) or isinstance(task_id, bool) or task_id == "":
+            raise garbage(self.name, f"DELETE {API}/admin/user", "a long task without an id")
+        if not isinstance(link, str) or not link:
+            return str(task_id), f"{API}/longtask/{quoted(str(task_id))}"
+        base = urlsplit(self._client.base_url).path
+        if base and link.startswith(base + "/"):
+            link = link[len(base) :]  # a path with the context path in it (/confluence/rest/...)
+        return str(task_id), link
+
+    def _await(self, submission: Any, obj: str) -> None:
+        """Poll a long task with a growing gap until it finishes, for at most ``delete_wait`` s."""
+        task_id, path = self._task_path(submission)
+        started, gap = self._clock(), FIRST_POLL_GAP
+        while True:
+            status = self._client.get_json(path, obj=f"delete task {task_id}")
+            finished = status.get("finished") if isinstance(status, dict) else None
+            if not isinstance(finished, bool):
+                raise garbage(self.name, f"delete task {task_id}", "a task status without 'finished'")
+            if finished:
+                if status.get("successful") is True:
+                    return
+                messages = status.get("messages")
+                said = "; ".join(filter(None, map(text_of, messages if isinstance(messages, list) else [])))
+                raise ConnectorError(
+                    self.name, obj, redact(f"delete task {task_id} failed: {said or 'no message'}")
+                )
+            waited = self._clock() - started
+            if waited >= self._delete_wait:
+                cause = f"delete task {task_id} did not finish within {self._delete_wait:g} s"
+                raise ConnectorError(self.name, obj, cause)
+            self._sleep(min(gap, self._delete_wait - waited))
+            gap = min(gap * 2, MAX_POLL_GAP)
+
+    def create_group(self, name: str) -> None:
+        """Create a group (§2.7: body ``{"name"}`` only); one that exists already is success."""
+        obj = f"group {name}"
+        self._require(self.capabilities().create_groups, "create groups", obj)
+        response = self._send("POST", "/admin/group", obj, body={"name": name})
+        # An existing group's answer is not documented [U]: the group itself decides.
+        if response.status_code >= 300 and not self.group_exists(name):
+            raise self._refused(response, obj)
+
+    def add_member(self, account: Account, group: str) -> None:
+        """Add a user to a group (§2.7: idempotent, 204)."""
+        self._membership("PUT", account, group)
+
+    def remove_member(self, account: Account, group: str) -> None:
+        """Remove a user from a group (§2.7: idempotent, 204)."""
+        self._membership("DELETE", account, group)
+
+    def _membership(self, method: str, account: Account, group: str) -> None:
+        """Change one membership; a refusal is judged by re-reading it, never by its text."""
+        obj = f"membership {account.username} in {group}"
+        self._require(self.capabilities().manage_groups, "change group memberships", obj)
+        path = f"/user/{quoted(account.username)}/group/{quoted(group)}"
+        response = self._send(method, path, obj)
+        if response.status_code < 300:
+            return
+        wanted = method == "PUT"
+        fresh = self.get_account(account.username, account_id=account.id or None)
+        if fresh is not None and fresh.in_group(group) == wanted:
+            return  # already as wanted
+        said = f"Confluence answered HTTP {response.status_code}"
+        if fresh is None:
+            raise NotFoundError(self.name, obj, f"user {account.username} does not exist ({said})")
+        if wanted and not self.group_exists(group):
+            raise NotFoundError(self.name, obj, f"group {group} does not exist ({said})")
+        raise self._refused(response, obj)
+
+    def close(self) -> None:
+        """Release connections."""
+        self._client.close()

@@ -1,0 +1,281 @@
+"""Reads of a Confluence Server / Data Center directory: version, users, group members (reference §2, §7)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import requests
+
+from scimsync.errors import NotFoundError, ResponseError
+from scimsync.http import HttpClient
+from scimsync.models import Account, TargetDirectory, key
+from scimsync.secrets import redact
+from scimsync.targets.base import Progress
+from scimsync.targets.jira_read import garbage, server_version
+
+API = "/rest/api"
+MANIFEST = "/rest/applinks/1.0/manifest"
+USER_LIST_SINCE = (8, 4)  # §2.2: GET /user/list (every user, inactive ones included) from 8.4
+# §2.3, §2.6: 200 is the documented default and the commonly quoted maximum; the server
+# may answer with a smaller limit, which the walk then follows.
+PAGE = 200
+# §2.6, §7 below 8.4: the groups that grant "can use" on a default install.
+ACCESS_GROUPS = ("confluence-users", "confluence-administrators")
+# §2.3: expand=status gives "Active" or "Deactivated" [U exact shape]. Any other value is
+# refused rather than guessed: a wrong guess deactivates or reactivates someone.
+STATUSES = {"Active": True, "Deactivated": False}
+_HTML = re.compile(r"^\s*(<!doctype\s+html|<html)", re.IGNORECASE)
+
+
+def quoted(segment: str) -> str:
+    """Quote one path segment: usernames and group names hold spaces, '@' or '+' (§2.4)."""
+    return quote(segment, safe="")
+
+
+def manifest_version(system: str, response: requests.Response) -> tuple[str, tuple[int, ...]]:
+    """Return the version label and numbers of Confluence's application-links manifest (§2.1a)."""
+    endpoint = f"GET {MANIFEST}"
+    fields = _manifest_fields(system, response)
+    type_id = fields.get("typeId")
+    if type_id != "confluence":
+        cause = f"the application-links manifest is not Confluence's (typeId {type_id!r}): check the url"
+        raise ResponseError(system, endpoint, redact(cause))
+    label = fields.get("version")
+    numbers = server_version({"version": label}) if isinstance(label, str) else None
+    if not isinstance(label, str) or numbers is None:
+        raise garbage(system, endpoint, "the manifest has no version")
+    return label, numbers
+
+
+def _manifest_fields(system: str, response: requests.Response) -> Mapping[str, Any]:
+    """Read the manifest as JSON (asked for), or as XML, the default of older servers (§2.1a)."""
+    endpoint = f"GET {MANIFEST}"
+    kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    text = response.text
+    if "html" in kind or _HTML.match(text):
+        cause = f"got an HTML page ({kind or 'no content type'}), not the manifest: a proxy or login page?"
+        raise ResponseError(system, endpoint, cause)
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return _xml_fields(system, text)
+    if not isinstance(body, dict):
+        raise garbage(system, endpoint, "the manifest is not a JSON object")
+    return body
+
+
+def _xml_fields(system: str, text: str) -> dict[str, str]:
+    """Return the children of the XML ``<manifest>`` element, by tag name."""
+    endpoint = f"GET {MANIFEST}"
+    # A manifest has no DTD; refusing one keeps entity expansion (billion laughs) out of the parser.
+    if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
+        raise garbage(system, endpoint, "an XML manifest with a DTD")
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError:
+        raise garbage(system, endpoint, "the manifest is neither JSON nor XML") from None
+    if root.tag.rpartition("}")[2] != "manifest":
+        raise garbage(system, endpoint, f"an XML document <{root.tag}>, not <manifest>")
+    return {child.tag.rpartition("}")[2]: (child.text or "").strip() for child in root}
+
+
+def to_account(system: str, bean: Any, endpoint: str, groups: frozenset[str] = frozenset()) -> Account:
+    """Map a Confluence user (§2.3, read with expand=status) to an Account."""
+    if not isinstance(bean, dict) or not all(
+        isinstance(bean.get(f), str) and bean[f] for f in ("userKey", "username")
+    ):
+        raise garbage(system, endpoint, "a user without 'userKey' and 'username'")
+    status = bean.get("status")
+    if status not in STATUSES:
+        raise garbage(system, endpoint, f"user {bean['username']} has status {status!r}")
+    email, display = bean.get("email"), bean.get("displayName")
+    return Account(
+        id=bean["userKey"],
+        username=bean["username"],
+        # §2.2: emails are shown to REST callers from 10.0 only [U field name "email"].
+        email=email if isinstance(email, str) and email else None,
+        display_name=display if isinstance(display, str) else "",
+        active=STATUSES[status],
+        groups=groups,
+    )
+
+
+def pages(
+    client: HttpClient, path: str, *, params: Mapping[str, Any] | None = None, obj: str | None = None
+) -> Iterator[list[Any]]:
+    """Yield the pages of a Confluence ``start``/``limit`` list (envelope of §2.6).
+
+    With ``_links``, only a missing ``next`` ends the walk, whatever the page's size (a
+    filtered page may be short); without ``_links`` [U], a page shorter than the limit the
+    server sent back does. A page that repeats, or a next link that does not move
+    forward, is a ResponseError: the walk would never end, or miss users.
+    """
+    label = obj or f"GET {path}"
+    query: dict[str, Any] = {**(params or {}), "start": 0, "limit": PAGE}
+    previous: list[Any] | None = None
+    while True:
+        body = client.get_json(path, params=query, obj=obj)
+        items = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise garbage(client.system, label, "expected an object with a 'results' list")
+        if items and items == previous:
+            raise garbage(client.system, label, f"the same page again at start={query['start']}")
+        yield items
+        step = _next(client.system, label, body, query["start"], len(items))
+        if step is None:
+            return
+        previous = items
+        query = {**query, "start": step[0], "limit": step[1]}
+
+
+def _next(system: str, label: str, body: dict[str, Any], start: int, size: int) -> tuple[int, int] | None:
+    """Return the (start, limit) of the next page, or None after the last one."""
+    limit = body.get("limit")
+    # §2.6: the server may cap the limit below what was asked: follow what it sent back.
+    limit = limit if type(limit) is int and 0 < limit <= PAGE else PAGE
+    links = body.get("_links")
+    if not isinstance(links, dict):
+        return None if size < limit else (start + size, limit)
+    link = links.get("next")
+    if not link:
+        return None
+    given = parse_qs(urlsplit(str(link)).query).get("start", [""])[0]
+    if not given.isdigit():
+        raise garbage(system, label, "a next link without a start")
+    if int(given) <= start:
+        raise garbage(system, label, f"a next link back to start={given}")
+    return int(given), limit
+
+
+def unseen_usernames(seen: Iterable[Account], wanted: Iterable[tuple[str, str]]) -> list[str]:
+    """Return the wanted usernames no seen account has (one per comparison key)."""
+    names = {key(a.username) for a in seen}
+    missing: dict[str, str] = {}
+    for username, _ in wanted:
+        if username and key(username) not in names:
+            missing.setdefault(key(username), username)
+    return list(missing.values())
+
+
+class ConfluenceReader:
+    """The read side of ``ConfluenceTarget``: enumerates users and reads group members."""
+
+    def __init__(self, system: str, client: HttpClient) -> None:
+        self.system = system
+        self._client = client
+
+    def directory(
+        self,
+        managed_groups: Iterable[str],
+        version: tuple[int, ...],
+        progress: Progress,
+        wanted: Iterable[tuple[str, str]] | None = None,
+    ) -> TargetDirectory:
+        """Read the users, and the members of each managed group (§7)."""
+        managed: dict[str, str] = {}
+        for group in managed_groups:
+            managed.setdefault(key(group), group)  # keep the configured spelling
+        users: dict[str, Account] = {}
+        listed = version >= USER_LIST_SINCE
+        if listed:
+            self._list_users(users, progress)
+        walked = dict(managed)
+        if not listed:
+            # §7 below 8.4: no listing of every user; walk the groups that grant access.
+            for group in ACCESS_GROUPS:
+                walked.setdefault(key(group), group)
+        found = self._client.map_parallel(self.members, list(walked.values()))
+        memberships: dict[str, set[str]] = {}
+        existing: set[str] = set()
+        for group_key, members in zip(walked, found, strict=True):
+            for account in members or ():
+                users.setdefault(account.id, account)
+            if group_key in managed and members is not None:  # None: the group does not exist
+                existing.add(managed[group_key])
+                for account in members:
+                    memberships.setdefault(account.id, set()).add(managed[group_key])
+        progress(f"{self.system}: groups", len(walked), len(walked))
+        if not listed and wanted is not None:
+            # Every owned account is in the owner group (managed, walked); the others the plan
+            # can touch match a wanted username. Emails cannot be looked up (nor are they
+            # shown before 10.0, §2.2), so the exact usernames are all there is to ask.
+            self._look_up(users, unseen_usernames(users.values(), wanted))
+        accounts = tuple(
+            dataclasses.replace(a, groups=frozenset(memberships.get(a.id, ()))) for a in users.values()
+        )
+        return TargetDirectory(accounts=accounts, groups=frozenset(existing))
+
+    def _list_users(self, users: dict[str, Account], progress: Progress) -> None:
+        """Walk GET /user/list to its end (§2.6, 8.4+): every registered user, disabled ones too."""
+        path = f"{API}/user/list"
+        for page in pages(self._client, path, params={"expand": "status"}):
+            for bean in page:
+                account = to_account(self.system, bean, f"GET {path}")
+                users.setdefault(account.id, account)  # offsets shift while users come and go
+            progress(f"{self.system}: users", len(users), None)
+
+    def _look_up(self, users: dict[str, Account], usernames: list[str]) -> None:
+        """Add the users named exactly ``usernames`` that exist (§2.3)."""
+        for account in self._client.map_parallel(self._exact, usernames):
+            if account is not None:
+                users.setdefault(account.id, account)
+
+    def _exact(self, username: str) -> Account | None:
+        """Return the user named ``username``, or None when there is none (§2.3: 404)."""
+        return self._user({"username": username}, username)
+
+    def _user(self, who: dict[str, str], username: str) -> Account | None:
+        path = f"{API}/user"
+        try:
+            bean = self._client.get_json(path, params={**who, "expand": "status"}, obj=f"user {username}")
+        except NotFoundError:
+            return None
+        return to_account(self.system, bean, f"GET {path}")
+
+    def members(self, group: str) -> list[Account] | None:
+        """Return the members of ``group``; None when the group does not exist."""
+        path = f"{API}/group/{quoted(group)}/member"
+        beans: list[Any] = []
+        try:
+            for page in pages(self._client, path, params={"expand": "status"}, obj=f"group {group}"):
+                beans += page
+        except NotFoundError:
+            if beans:  # the group went away mid-walk: its members are unknown, not none
+                raise
+            if not self.group_exists(group):
+                return None
+            raise garbage(self.system, f"GET {path}", f"no member list for existing group {group}") from None
+        # §2.7: an empty list may also be how a missing group answers [U]; the group decides.
+        if not beans and not self.group_exists(group):
+            return None
+        return [to_account(self.system, bean, f"GET {path}") for bean in beans]
+
+    def account(self, username: str, account_id: str | None) -> Account | None:
+        """Read one user with all its groups, by userKey when given (§2.3); None when missing."""
+        who = {"key": account_id} if account_id else {"username": username}
+        found = self._user(who, username)
+        if found is None:
+            return None
+        path, names = f"{API}/user/memberof", []
+        try:
+            for page in pages(self._client, path, params={"key": found.id}, obj=f"user {found.username}"):
+                if not all(isinstance(g, dict) and isinstance(g.get("name"), str) for g in page):
+                    raise garbage(self.system, f"GET {path}", "a group without 'name'")
+                names += [g["name"] for g in page]
+        except NotFoundError:
+            return None  # deleted between the two reads
+        return dataclasses.replace(found, groups=frozenset(names))
+
+    def group_exists(self, name: str) -> bool:
+        """Tell whether group ``name`` exists (§2.7: GET /group/{groupName}, 404 when missing)."""
+        try:
+            self._client.get_json(f"{API}/group/{quoted(name)}", obj=f"group {name}")
+        except NotFoundError:
+            return False
+        return True
