@@ -95,8 +95,9 @@ def make_plan(
         planned = list(
             pool.map(lambda n: _plan_target(config, n, users, directory, state.target(n), progress), names)
         )
-    target_plans = tuple(tp for tp, _ in planned)
-    desired = {tp.target: wanted for tp, wanted in planned}
+    target_plans = tuple(tp for tp, _, _ in planned)
+    desired = {tp.target: wanted for tp, wanted, _ in planned}
+    warnings += [w for _, _, said in planned for w in said]
     active = sum(1 for u in users if u.active)
     guards = check_guards(
         target_plans, desired, active_source_users=active, limits=_limits(config, allow_deactivations)
@@ -128,7 +129,7 @@ def _plan_target(
     directory: SourceDirectory,
     remembered: TargetState,
     progress: Progress,
-) -> tuple[TargetPlan, tuple[DesiredAccount, ...]]:
+) -> tuple[TargetPlan, tuple[DesiredAccount, ...], list[str]]:
     """Plan one target; a failure here is reported on that target and never stops the others."""
     settings = config.targets[name]
     try:
@@ -152,7 +153,7 @@ def _plan_target(
         finally:
             target.close()
     except (ConnectorError, MappingError) as exc:
-        return TargetPlan(target=name, type=settings.type, error=str(exc)), ()
+        return TargetPlan(target=name, type=settings.type, error=str(exc)), (), []
     policy = DiffPolicy(
         match=tuple(config.match),
         deprovision=config.policy.deprovision,
@@ -169,9 +170,18 @@ def _plan_target(
         for t, now in produced.items()
     }
     notices = tuple(Notice(name, u.username, "incomplete", cause) for u, cause in skipped)
+    warnings = []
+    if "email" in config.match and not caps.shows_email:
+        # Confluence before 10.0 never shows emails (reference §2.3): say so rather than
+        # let `match: [..., email]` look as if it were used there.
+        warnings.append(
+            f"target '{name}': matching by email is unavailable ({caps.reason} does not show emails); "
+            "accounts are matched by the other keys, and email changes are not planned"
+        )
     return (
         dataclasses.replace(planned, rule_groups=rule_groups, notices=planned.notices + notices),
         desired,
+        warnings,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -299,6 +300,10 @@ def test_demo_runs_offline_and_converges() -> None:
     assert result.exit_code == 0, result.output
     assert "0 write requests sent by the second plan." in result.stdout
     assert "No changes: every target matches the source." in result.stdout
+    # One directory into Jira and Confluence together; both were written to.
+    written = re.search(r"(\d+) write requests sent to Jira, (\d+) to Confluence", result.stdout)
+    assert written and int(written[1]) > 0 and int(written[2]) > 0, result.stdout
+    assert "confluence (confluence): no changes" in result.stdout
 
 
 def test_dropped_connections_lose_nothing_and_a_rerun_converges(world: World) -> None:

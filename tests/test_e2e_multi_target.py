@@ -192,3 +192,19 @@ def test_target_option_limits_the_run_to_one_target(both: Both) -> None:
     assert both.jira.user("amara") is not None
     assert both.confluence.user("amara") is None
     assert both.confluence.log.entries == []
+
+
+def test_check_names_the_confluence_version_and_what_it_cannot_do(both: Both) -> None:
+    result = both.run("check")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if "confluence" in x and "Confluence" in x)
+    assert f"Confluence {both.confluence.version}" in line
+    if both.confluence.version.startswith("8."):
+        assert "cannot" in line and "display name" in line
+
+
+def test_matching_by_email_is_reported_unavailable_where_emails_are_hidden(both: Both) -> None:
+    result = both.run("plan")
+    warned = "target 'confluence': matching by email is unavailable" in result.stderr
+    assert warned is both.confluence.version.startswith("8."), result.stderr
+    assert "target 'jira'" not in result.stderr

@@ -280,11 +280,13 @@ def test_check_reads_the_signed_in_user_and_says_what_the_version_can_do(
     manifest(rsps, "9.2.1")
     rsps.get(f"{API}/user/current", json=bean("sync-bot"))
     assert make_target().check() == (
-        "Confluence 9.2.1 (can: create, deactivate, delete, groups; cannot: update email/display name)"
+        "Confluence 9.2.1, signed in as sync-bot "
+        "(can: create, deactivate, delete, groups; cannot: update email/display name, see emails)"
     )
     rsps.replace(responses.GET, MANIFEST, json={"typeId": "confluence", "version": "10.0.1"})
     assert make_target().check() == (
-        "Confluence 10.0.1 (can: create, deactivate, delete, groups, update email/display name)"
+        "Confluence 10.0.1, signed in as sync-bot "
+        "(can: create, deactivate, delete, groups, update email/display name, see emails)"
     )
 
 

@@ -1,4 +1,4 @@
-"""``scimsync demo``: a simulated Jira Data Center, a made-up company, plan -> apply -> plan."""
+"""``scimsync demo``: simulated Jira and Confluence Data Center, a made-up company, plan -> apply -> plan."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from scimsync import api
 from scimsync.render import Consoles, progress, render_apply, render_plan
 from scimsync.sim.company import make_people, write_csv
+from scimsync.sim.confluence import ConfluenceSim
 from scimsync.sim.jira import JiraSim
 from scimsync.sim.server import SimServer
 
@@ -33,12 +34,24 @@ targets:
     groups:
       - from: "atlassian-jira-*"
         to: "{{{{ group.name | replace('atlassian-', '') }}}}"
+  confluence:
+    type: confluence
+    url: {wiki_url}
+    username: admin
+    password: ${{SCIMSYNC_DEMO_WIKI_PASSWORD:-sim-wiki-password}}
+    default_groups: [confluence-users]
+    groups:
+      - from: "atlassian-confluence-users"
+        to: [confluence-editors]
 policy:
   protected_users: [admin]
   max_deactivations: 5
 audit_log: audit.jsonl
 lock_file: .scimsync.lock
 """
+
+
+WIKI_VERSION = "9.4.0"  # cannot change names or emails over REST before 10.0: the plan says so
 
 
 def seed(sim: JiraSim, people: list[dict[str, Any]]) -> None:
@@ -64,18 +77,45 @@ def seed(sim: JiraSim, people: list[dict[str, Any]]) -> None:
     jira_people[4]["active"] = False  # left the company yesterday; still active in Jira
 
 
+def seed_wiki(wiki: ConfluenceSim, people: list[dict[str, Any]]) -> None:
+    """Give the simulated Confluence a few accounts of its own: some synced before, some not."""
+    wiki.add_group("scimsync-managed")
+    for person in [p for p in people if "atlassian-confluence-users" in p["groups"]][:4]:
+        display = f"{person['first_name']} {person['last_name']}"
+        wiki.add_user(
+            person["username"], person["email"], display, groups=("confluence-users", "scimsync-managed")
+        )
+    wiki.add_user(
+        "olga.former",
+        "olga.former@acme.example",
+        "Olga Former",
+        groups=("confluence-users", "scimsync-managed"),
+    )
+    wiki.add_user("wiki-bot", "wiki-bot@acme.example", "Wiki Bot", groups=("confluence-users",))
+
+
 def run_demo(consoles: Consoles, *, keep: bool = False) -> None:
     """Start the simulator, write a config, and run plan, apply, plan."""
     out = consoles.out
     people = make_people(40)
     sim = JiraSim(version="10.3.1")
+    wiki = ConfluenceSim(WIKI_VERSION, password="sim-wiki-password")
     seed(sim, people)
-    with SimServer(sim.app) as server, tempfile.TemporaryDirectory(prefix="scimsync-demo-") as tmp:
+    seed_wiki(wiki, people)
+    with (
+        SimServer(sim.app) as server,
+        SimServer(wiki.app, prefix="/confluence") as wiki_server,
+        tempfile.TemporaryDirectory(prefix="scimsync-demo-") as tmp,
+    ):
         folder = Path(tmp)
         write_csv(people, folder / "company.csv")
-        (folder / "scimsync.yaml").write_text(CONFIG.format(url=server.url), encoding="utf-8")
+        text = CONFIG.format(url=server.url, wiki_url=wiki_server.url)
+        (folder / "scimsync.yaml").write_text(text, encoding="utf-8")
         config = api.load(folder / "scimsync.yaml")
         out.print(f"[bold]scimsync demo[/]: a simulated Jira Data Center 10.3 at {server.url}")
+        out.print(
+            f"               and a simulated Confluence Data Center {WIKI_VERSION} at {wiki_server.url}"
+        )
         out.print(
             f"source: {folder / 'company.csv'} ({len(people)} people); config: {folder / 'scimsync.yaml'}\n"
         )
@@ -87,16 +127,21 @@ def run_demo(consoles: Consoles, *, keep: bool = False) -> None:
 
         out.print("\n[bold]2. scimsync apply -y[/]")
         sim.log.clear()
+        wiki.log.clear()
         with progress(consoles) as report:
             result = api.apply(config, plan, recheck=False, progress=report, stop=threading.Event())
         render_apply(result, consoles)
-        out.print(f"{len(sim.log.writes())} write requests sent to Jira.")
+        out.print(
+            f"{len(sim.log.writes())} write requests sent to Jira, {len(wiki.log.writes())} to Confluence."
+        )
 
         out.print("\n[bold]3. scimsync plan[/]  (again: nothing left to do)")
         sim.log.clear()
+        wiki.log.clear()
         again = api.make_plan(config)
         render_plan(again, consoles)
-        out.print(f"{len(sim.log.writes())} write requests sent by the second plan.\n")
+        writes = len(sim.log.writes()) + len(wiki.log.writes())
+        out.print(f"{writes} write requests sent by the second plan.\n")
         _next_steps(consoles, folder, keep=keep)
         if keep:
             threading.Event().wait()

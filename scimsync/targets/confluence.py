@@ -44,19 +44,21 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)  # looked up at call time, so a test can swap time.sleep for a whole run
 
 
-def describe(caps: Capabilities) -> str:
-    """Return "Confluence 9.2.1 (can: ...; cannot: ...)" for ``check``."""
+def describe(caps: Capabilities, user: str = "") -> str:
+    """Return "Confluence 9.2.1, signed in as bot (can: ...; cannot: ...)" for ``check``."""
     what = {
         "create": caps.create_user,
         "deactivate": caps.deactivate,
         "delete": caps.delete,
         "groups": caps.manage_groups,
         "update email/display name": bool(caps.update_fields),
+        "see emails": caps.shows_email,
     }
     can = ", ".join(name for name, ok in what.items() if ok)
     cannot = ", ".join(name for name, ok in what.items() if not ok)
     parts = [f"can: {can}"] * bool(can) + [f"cannot: {cannot}"] * bool(cannot)
-    return f"{caps.reason} ({'; '.join(parts)})"
+    signed_in = f", signed in as {user}" if user else ""
+    return f"{caps.reason}{signed_in} ({'; '.join(parts)})"
 
 
 class ConfluenceTarget:
@@ -143,7 +145,7 @@ class ConfluenceTarget:
             # §2.3: /user/current answers 200 for an anonymous caller too.
             cause = f"signed in as anonymous; check targets.{self.name} token, or username and password"
             raise AuthError(self.name, endpoint, cause)
-        return describe(caps)
+        return describe(caps, str(me["username"]))
 
     def read(
         self,
