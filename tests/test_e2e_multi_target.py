@@ -208,3 +208,48 @@ def test_matching_by_email_is_reported_unavailable_where_emails_are_hidden(both:
     warned = "target 'confluence': matching by email is unavailable" in result.stderr
     assert warned is both.confluence.version.startswith("8."), result.stderr
     assert "target 'jira'" not in result.stderr
+
+
+def _serve_text(status: str, content_type: str, body: bytes) -> Any:
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "cause"),
+    [
+        ("text/html", b"<html><body>Sign in to Acme SSO</body></html>", "text/html"),
+        ("application/json", b'{"typeId": "confluence", "version": "11.0.0"}', "11.0.0"),
+    ],
+    ids=["proxy-login-page", "unknown-version"],
+)
+def test_a_confluence_that_is_not_one_we_know_is_one_line_and_jira_goes_on(
+    tmp_path: Path, content_type: str, body: bytes, cause: str
+) -> None:
+    for world in _both(tmp_path, "9.2.1"):
+        with SimServer(_serve_text("200 OK", content_type, body)) as impostor:
+            world.urls["confluence"] = impostor.url
+            world.write()
+            result = world.run("apply", "-y")
+        assert result.exit_code == 1, result.output
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "confluence" in errors[0] and cause in errors[0], result.stderr
+        assert "Traceback" not in result.output
+        assert world.jira.members("jira-eng") == {"amara", "bruno"}
+
+
+def test_a_group_name_confluence_refuses_fails_that_group_only(tmp_path: Path) -> None:
+    for world in _both(tmp_path, "9.2.1"):
+        world.people[0]["groups"] = "r&d/ops"  # Confluence refuses '/' in a group name
+        world.write()
+        result = world.run("apply", "-y")
+        assert result.exit_code == 1, result.output
+        failed = [line for line in result.output.splitlines() if "wiki-r&d/ops" in line and "fail" in line]
+        assert failed, result.output
+        assert "wiki-r&d/ops" not in world.confluence.group_names()
+        assert world.confluence.user("amara") is not None  # the account itself was made
+        assert world.confluence.members("wiki-sales") == {"chen", "dalia"}
+        assert world.jira.user("amara") is not None
