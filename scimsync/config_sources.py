@@ -7,7 +7,16 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from scimsync.config_types import ConfigModel, ConfigPath, LdapUrl, NonEmpty, SecretStr, SubkeyError, Url
+from scimsync.config_types import (
+    Bool,
+    ConfigModel,
+    ConfigPath,
+    LdapUrl,
+    NonEmpty,
+    SecretStr,
+    SubkeyError,
+    Url,
+)
 from scimsync.models import USER_FIELDS
 
 
@@ -66,15 +75,52 @@ class KeycloakSourceConfig(_SourceBase):
 
 
 class ScimSourceConfig(_SourceBase):
-    """Any SCIM 2.0 service provider; ``url`` is the SCIM base."""
+    """Any SCIM 2.0 service provider; ``url`` is the SCIM base (``/Users``, ``/Groups`` appended).
+
+    Credentials: ``token`` (sent as a bearer token), or ``username`` + ``password`` (HTTP
+    basic) for a service that announces ``httpbasic``. ``page_size`` is the ``count``
+    asked per page; default: the service's ``filter.maxResults``, else 100, and never
+    more than that maximum.
+    """
 
     type: Literal["scim"]
     url: Url
-    token: SecretStr
+    token: SecretStr | None = None
+    username: NonEmpty | None = None
+    password: SecretStr | None = None
+    page_size: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> ScimSourceConfig:
+        if self.token is not None and (self.username is not None or self.password is not None):
+            raise ValueError("set either token, or username and password, not both")
+        if self.username is not None and self.password is None:
+            raise SubkeyError("password", "required when username is set")
+        if self.password is not None and self.username is None:
+            raise SubkeyError("username", "required when password is set")
+        if self.token is None and self.username is None:
+            raise ValueError("credentials missing: set token, or username and password")
+        return self
 
 
 class LdapSourceConfig(_SourceBase):
-    """An LDAP directory; ``attributes`` maps LDAP attribute -> model field."""
+    """An LDAP directory: OpenLDAP or Active Directory, read with a simple bind.
+
+    ``attributes`` maps an LDAP attribute to a user field (``employeeNumber: id``) and
+    replaces the flavor's default attribute for that field; every other attribute read is
+    in ``user.attributes``. ``flavor``: ``auto`` (Active Directory when the rootDSE says
+    so, else OpenLDAP), ``openldap`` or ``active_directory``; it picks the default filters
+    and attributes. ``start_tls`` upgrades an ``ldap://`` connection (default true; false
+    sends the password in clear: only for a loopback test server). ``ca_file``: the CA
+    bundle that signed the directory's certificate (default ``http.ca_bundle``, else the
+    system's); TLS is always verified. ``disabled_filter``: an LDAP filter; a user matching
+    it is inactive (on Active Directory, so is one with userAccountControl bit 2).
+    ``group_member_attribute``: ``member`` or ``uniqueMember``; unset reads both.
+    ``page_size``: entries per page of the paged-results control (RFC 2696); 0 turns
+    paging off, and a search the server cuts at its size limit is then an error.
+    """
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("id", "username", "email", "first_name", "last_name", "display_name")
 
     type: Literal["ldap"]
     url: LdapUrl
@@ -83,7 +129,38 @@ class LdapSourceConfig(_SourceBase):
     base_dn: NonEmpty
     user_filter: str | None = None
     group_filter: str | None = None
-    attributes: dict[str, str] = {}
+    attributes: dict[NonEmpty, str] = {}
+    flavor: Literal["auto", "openldap", "active_directory"] = "auto"
+    start_tls: Bool = True
+    ca_file: ConfigPath | None = None
+    disabled_filter: str | None = None
+    group_member_attribute: Literal["member", "uniqueMember"] | None = None
+    page_size: int = Field(default=500, ge=0)
+
+    @field_validator("user_filter", "group_filter", "disabled_filter")
+    @classmethod
+    def _filter_syntax(cls, value: str | None) -> str | None:
+        # Imported here: scimsync.sources imports the config, so a module-level import is a cycle.
+        from scimsync.sources.ldap_lib import filter_problem
+
+        problem = None if value is None else filter_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _known_fields(cls, attributes: dict[str, str]) -> dict[str, str]:
+        seen: dict[str, str] = {}
+        for attribute, name in attributes.items():
+            if name not in cls.FIELDS:
+                close = difflib.get_close_matches(name.lower(), cls.FIELDS, n=1, cutoff=0.6)
+                hint = f"did you mean '{close[0]}'?" if close else f"the fields are {', '.join(cls.FIELDS)}"
+                raise SubkeyError(attribute, f"'{name}' is not a user field ({hint})")
+            if name in seen:
+                raise SubkeyError(attribute, f"'{name}' is already mapped from {seen[name]}")
+            seen[name] = attribute
+        return attributes
 
 
 class FileSourceConfig(_SourceBase):

@@ -821,9 +821,11 @@ def test_build_source_refuses_types_not_built_yet(tmp_path: Path) -> None:
     config = config_for({"type": "okta", "url": "https://acme.okta.com", "token": "t"}, tmp_path)
     with pytest.raises(ConfigError) as caught:
         build_source(config)
-    assert caught.value.problems == ["source.type: 'okta' is not available in this version (available: file)"]
+    assert caught.value.problems == [
+        "source.type: 'okta' is not available in this version (available: file, ldap, scim)"
+    ]
 
 
 def test_registry() -> None:
-    assert implemented_source_types() == frozenset({"file"})
+    assert implemented_source_types() == frozenset({"file", "ldap", "scim"})
     assert SOURCE_TYPES["file"] is FileSource

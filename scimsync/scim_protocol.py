@@ -1,0 +1,331 @@
+"""The parts of SCIM 2.0 (RFC 7643, RFC 7644) every SCIM connector shares (idp §6, atlassian §3).
+
+The media type, error bodies as one line, filter values, ``/ServiceProviderConfig``,
+and the ``ListResponse`` pager with the integrity checks that keep a partial listing
+from ever passing for a complete one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import requests
+
+from scimsync.errors import NotFoundError, ResponseError
+from scimsync.http import HttpClient, default_error_parser
+from scimsync.http_errors import one_line
+
+MEDIA_TYPE = "application/scim+json"
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+DEFAULT_PAGE_SIZE = 100  # idp §0: without a filter.maxResults, ask for 100 (Atlassian's cap too, §3.4)
+SERVICE_PROVIDER_CONFIG = "/ServiceProviderConfig"
+
+# An attribute path a filter may name: `userName`, `emails.value`, or one with its schema URN.
+_ATTRIBUTE = re.compile(r"(?:urn:[\w.:-]+:)?[A-Za-z][\w$-]*(?:\.[A-Za-z][\w$-]*)?")
+
+log = logging.getLogger("scimsync.scim")
+
+# Called after each page: (resources read so far, totalResults).
+PageProgress = Callable[[int, int], None]
+
+
+# --- error bodies ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScimError:
+    """A SCIM error body (idp §6.4): ``status`` is a string, ``scimType`` is optional."""
+
+    status: str
+    scim_type: str
+    detail: str
+
+    def line(self, *, http_status: int | None = None) -> str:
+        """Return one line with the status (unless it repeats ``http_status``), scimType and detail."""
+        parts = []
+        if self.status and self.status != str(http_status):
+            parts.append(f"status {self.status}")
+        if self.scim_type:
+            parts.append(f"scimType {self.scim_type}")
+        head, detail = ", ".join(parts), one_line(self.detail)
+        if head and detail:
+            return f"{head}: {detail}"
+        return head or detail or "a SCIM error without detail"
+
+
+def read_error(body: Any) -> ScimError | None:
+    """Return the SCIM error a decoded body holds, or None when it is not one."""
+    if not isinstance(body, dict) or ERROR not in _schemas(body):
+        return None
+    return ScimError(
+        # §6.4: `status` is a string; a service that sends a number still means the same.
+        status=_text(body.get("status")),
+        scim_type=_text(body.get("scimType")),
+        detail=_text(body.get("detail")),
+    )
+
+
+def parse_error(response: requests.Response) -> str:
+    """Return the cause an error response gives, on one line (the HttpClient's error parser)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = read_error(body)
+    if error is not None:
+        return error.line(http_status=response.status_code)
+    if isinstance(body, dict):
+        # Not a SCIM error, but JSON: Atlassian's 401/403 `{"error": ...}` (atlassian §3.8).
+        return default_error_parser(response)
+    kind = (response.headers.get("Content-Type") or "no content type").split(";")[0].strip()
+    text = one_line(response.text)[:120]
+    return f"not a SCIM error body ({kind}): {text}" if text else f"an empty body ({kind})"
+
+
+def _schemas(body: dict[str, Any]) -> list[Any]:
+    schemas = body.get("schemas")
+    return schemas if isinstance(schemas, list) else []
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+# --- filters --------------------------------------------------------------------------
+
+
+def filter_value(value: str) -> str:
+    """Quote ``value`` for a filter as a JSON string: quotes and backslashes escaped (RFC 7644 §3.4.2.2)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def eq_filter(attribute: str, value: str) -> str:
+    """Return the filter ``attribute eq "value"``, e.g. ``userName eq "amara.k@example.test"``."""
+    if not _ATTRIBUTE.fullmatch(attribute):
+        raise ValueError(f"not a SCIM attribute path: {attribute!r}")
+    return f"{attribute} eq {filter_value(value)}"
+
+
+# --- discovery ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What ``/ServiceProviderConfig`` announces that a connector uses (idp §6.1)."""
+
+    max_results: int | None = None  # filter.maxResults: the most resources one response holds
+    auth_schemes: tuple[str, ...] = ()  # authenticationSchemes[].type, e.g. "oauthbearertoken"
+
+
+def read_service_config(client: HttpClient) -> ServiceConfig | None:
+    """Read ``/ServiceProviderConfig``; None when the service has none (404)."""
+    label = f"GET {SERVICE_PROVIDER_CONFIG}"
+    try:
+        body = client.get_json(SERVICE_PROVIDER_CONFIG, obj=label)
+    except NotFoundError:
+        # RFC 7644 §4 requires it, but paging works without it: default page size, no hints.
+        log.info("%s: no %s (404); asking for %d per page", client.system, label, DEFAULT_PAGE_SIZE)
+        return None
+    if not isinstance(body, dict):
+        raise ResponseError(client.system, label, "not a SCIM ServiceProviderConfig (not a JSON object)")
+    error = read_error(body)
+    if error is not None:
+        raise ResponseError(
+            client.system, label, f"a SCIM error instead of the configuration: {error.line()}"
+        )
+    filters = body.get("filter")
+    limit = filters.get("maxResults") if isinstance(filters, dict) else None
+    if limit is not None and not _is_count(limit, minimum=1):
+        # [U] A nonsensical cap is ignored rather than fatal: the pager never trusts
+        # page sizes anyway (it steps by what came back).
+        log.warning("%s: ignoring filter.maxResults %r (not a positive integer)", client.system, limit)
+        limit = None
+    schemes = body.get("authenticationSchemes")
+    types = tuple(
+        str(s["type"])
+        for s in (schemes if isinstance(schemes, list) else [])
+        if isinstance(s, dict) and s.get("type")
+    )
+    return ServiceConfig(max_results=limit, auth_schemes=types)
+
+
+def page_size(service: ServiceConfig | None, wanted: int | None = None) -> int:
+    """Return the ``count`` to ask: ``wanted``, else the maximum the service announces, else 100."""
+    cap = service.max_results if service else None
+    size = wanted or cap or DEFAULT_PAGE_SIZE
+    return min(size, cap) if cap else size
+
+
+# --- the ListResponse pager -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    """One ListResponse page, checked: ``resources`` are objects with an ``id``."""
+
+    start: int
+    total: int
+    resources: list[dict[str, Any]]
+
+
+class _TotalChangedError(Exception):
+    """``totalResults`` moved during a read: resources were added or removed meanwhile."""
+
+    def __init__(self, before: int, after: int, start: int) -> None:
+        super().__init__(f"{before} -> {after} at startIndex {start}")
+        self.before, self.after, self.start = before, after, start
+
+
+def page_label(path: str, start: int) -> str:
+    """Name one page in messages: ``GET /Users startIndex=101``."""
+    return f"GET {path} startIndex={start}"
+
+
+def read_list(
+    client: HttpClient,
+    path: str,
+    *,
+    count: int,
+    noun: str = "resource",
+    progress: PageProgress | None = None,
+) -> list[dict[str, Any]]:
+    """Read every resource of a list (``/Users``, ``/Groups``) or raise; never return part of it.
+
+    A ``totalResults`` that changes during the read restarts it once; a second change
+    is a ResponseError naming the list, as is every integrity failure of ``_ListRead``.
+    """
+    try:
+        return _ListRead(client, path, count, noun, progress).run()
+    except _TotalChangedError as moved:
+        log.warning(
+            "%s: %s totalResults changed during the read (%s); reading it again", client.system, path, moved
+        )
+    try:
+        return _ListRead(client, path, count, noun, progress).run()
+    except _TotalChangedError as again:
+        cause = (
+            f"totalResults changed while reading, twice ({again}): the directory is changing; run again later"
+        )
+        raise ResponseError(client.system, f"GET {path}", cause) from None
+
+
+def count_resources(client: HttpClient, path: str) -> int:
+    """Return the ``totalResults`` of a list, reading one resource (a cheap authenticated read)."""
+    label = page_label(path, 1)
+    body = client.get_json(path, params={"startIndex": 1, "count": 1}, obj=label)
+    return parse_page(client.system, label, body, 1).total
+
+
+class _ListRead:
+    """One read of a list, page by page: each page starts where the previous one ended.
+
+    The next ``startIndex`` is the previous one plus the resources received, since a
+    service may return fewer than ``count`` (idp §6.2). To save round trips, the pages
+    after the first are asked for in waves of ``concurrency``, spaced by the first
+    page's size; a page is kept only if it starts exactly where the kept ones end, so
+    after a short page the rest of the wave is dropped and the next wave starts there.
+    A short page never ends the read: only reaching ``totalResults`` does.
+    """
+
+    def __init__(
+        self, client: HttpClient, path: str, count: int, noun: str, progress: PageProgress | None
+    ) -> None:
+        self.client, self.path, self.count, self.noun = client, path, max(1, count), noun
+        self.progress = progress
+        self.items: list[dict[str, Any]] = []
+        self.seen: dict[str, int] = {}  # resource id -> startIndex of the page it came in
+        self.position = 1
+        self.total = 0
+
+    def run(self) -> list[dict[str, Any]]:
+        first = self.fetch(1)
+        self.total = first.total
+        if self.total == 0 and not first.resources:
+            return []
+        self.accept(first)
+        step = len(first.resources)
+        width = max(1, self.client.settings.concurrency)
+        while len(self.items) < self.total:
+            starts = [s for s in range(self.position, self.position + width * step, step) if s <= self.total]
+            for start, page in zip(starts, self.client.map_parallel(self.fetch, starts), strict=True):
+                if start != self.position or len(self.items) >= self.total:
+                    break  # an earlier page of this wave was short: ask again from self.position
+                self.accept(page)
+        return self.items
+
+    def fetch(self, start: int) -> Page:
+        label = page_label(self.path, start)
+        body = self.client.get_json(self.path, params={"startIndex": start, "count": self.count}, obj=label)
+        return parse_page(self.client.system, label, body, start)
+
+    def accept(self, page: Page) -> None:
+        label = page_label(self.path, page.start)
+        if page.total != self.total:
+            raise _TotalChangedError(self.total, page.total, page.start)
+        if not page.resources:
+            cause = (
+                f"an empty page after {len(self.items)} of {self.total} {self.noun}s: the list is truncated"
+            )
+            raise ResponseError(self.client.system, label, cause)
+        for resource in page.resources:
+            rid = resource["id"]
+            if rid in self.seen:
+                where = (
+                    "this page"
+                    if self.seen[rid] == page.start
+                    else f"the page at startIndex {self.seen[rid]}"
+                )
+                cause = f"{self.noun} id '{rid}' was already read in {where}: the paging is inconsistent"
+                raise ResponseError(self.client.system, label, cause)
+            self.seen[rid] = page.start
+        self.items.extend(page.resources)
+        self.position += len(page.resources)
+        if len(self.items) > self.total:
+            cause = f"{len(self.items)} {self.noun}s received, more than totalResults ({self.total})"
+            raise ResponseError(self.client.system, label, cause)
+        if self.progress is not None:
+            self.progress(len(self.items), self.total)
+
+
+def parse_page(system: str, label: str, body: Any, start: int) -> Page:
+    """Check that ``body`` is the ListResponse page asked for at ``start`` (RFC 7644 §3.4.2)."""
+
+    def fail(cause: str) -> NoReturn:
+        raise ResponseError(system, label, cause)
+
+    if not isinstance(body, dict):
+        fail(f"not a SCIM ListResponse: a JSON {'array' if isinstance(body, list) else 'value'}")
+    error = read_error(body)
+    if error is not None:
+        fail(f"a SCIM error instead of a ListResponse: {error.line()}")
+    if LIST_RESPONSE not in _schemas(body):
+        fail(f"not a SCIM ListResponse (its schemas do not name {LIST_RESPONSE})")
+    total = body.get("totalResults")
+    if not isinstance(total, int) or not _is_count(total):
+        fail("a ListResponse without a valid totalResults")
+    echoed = body.get("startIndex")
+    if echoed is not None and (not _is_count(echoed) or echoed != start):
+        # A service that ignores startIndex would serve its first page again and again.
+        fail(f"asked for startIndex {start}, got a page that says startIndex {echoed!r}")
+    # `itemsPerPage` is not checked: services echo the requested count there; Resources counts.
+    resources = body.get("Resources")
+    if resources is None and total == 0:
+        resources = []  # RFC 7644 §3.4.2: Resources is required only when totalResults is not 0
+    if not isinstance(resources, list):
+        fail(f"a ListResponse without a Resources list (totalResults is {total})")
+    for n, resource in enumerate(resources, start=1):
+        rid = resource.get("id") if isinstance(resource, dict) else None
+        if not isinstance(rid, str) or not rid:
+            fail(f"resource {n} of the page has no id")
+    return Page(start=start, total=total, resources=resources)
+
+
+def _is_count(value: Any, *, minimum: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
