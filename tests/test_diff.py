@@ -188,7 +188,11 @@ CASES = [
         "external_id matched first on SCIM targets",
         [want("robert", "rob@x.io", "Robert", src="bob"), want("carl", src="carl")],
         [acct("bob", groups=("jira-users",), external_id="s-bob"), acct("carl", groups=("jira-users",))],
-        ["update_user bob email:bob@x.io->rob@x.io display_name:Bob->Robert"],
+        # carl matched by username, without an externalId: adopted by setting it (SPEC §5).
+        [
+            "update_user bob email:bob@x.io->rob@x.io display_name:Bob->Robert",
+            "update_user carl external_id:None->s-carl",
+        ],
         ["username_differs bob"],
         caps=SCIM,
     ),

@@ -89,12 +89,47 @@ def test_the_owner_marker_of_an_adopted_account_says_how_it_matched(
     assert expected_of(run(desired, accounts)) == expected
 
 
-def test_an_account_adopted_on_a_scim_target_gets_no_owner_group() -> None:
+def test_an_account_adopted_on_a_scim_target_gets_its_external_id_not_the_owner_group() -> None:
     # SCIM: the marker is externalId (SPEC §5), never a membership, even where the group is managed.
     active = run([want("bob")], [acct("bob", groups=("jira-users",))], caps=SCIM)
-    assert active.operations == ()
+    assert [fmt(op) for op in active.operations] == ["update_user bob external_id:None->s-bob"]
+    assert active.operations[0].reason == "adopted: externalId set to the source id (matched by username)"
+    assert dict(active.operations[0].expected) == {
+        "external_id": None,
+        "matched_by": "username",
+        "match_value": "bob",
+    }
     leaver = run([want("bob", active=False)], [acct("bob", groups=("jira-users",))], caps=SCIM)
-    assert [fmt(op) for op in leaver.operations] == ["remove_member bob jira-users", "deactivate_user bob"]
+    assert [fmt(op) for op in leaver.operations] == [
+        "update_user bob external_id:None->s-bob",
+        "remove_member bob jira-users",
+        "deactivate_user bob",
+    ]
+
+
+def test_a_scim_adoption_rides_on_the_field_update_and_spares_other_owners() -> None:
+    # One write: the externalId joins the email change, and the saved-plan facts of both.
+    plan = run([want("bob", "robert@x.io")], [acct("bob", groups=("jira-users",))], caps=SCIM)
+    assert [fmt(op) for op in plan.operations] == [
+        "update_user bob email:bob@x.io->robert@x.io external_id:None->s-bob"
+    ]
+    op = plan.operations[0]
+    assert op.reason == (
+        "changed in source (matched by username); "
+        "adopted: externalId set to the source id (matched by username)"
+    )
+    assert dict(op.expected) == {
+        "email": "bob@x.io",
+        "external_id": None,
+        "matched_by": "username",
+        "match_value": "bob",
+    }
+    # An account with someone's externalId is owned already: it keeps that externalId.
+    theirs = run([want("bob")], [acct("bob", groups=("jira-users",), external_id="okta-00u1")], caps=SCIM)
+    assert not [c for op in theirs.operations for c in op.changes if c.field == "external_id"]
+    # A group-marker target never plans an externalId.
+    jira = run([want("bob")], [acct("bob", groups=("jira-users",))])
+    assert not [c for op in jira.operations for c in op.changes if c.field == "external_id"]
 
 
 # --- every notice, word for word --------------------------------------------------------------

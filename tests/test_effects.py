@@ -257,3 +257,30 @@ def test_scim_targets_own_by_external_id() -> None:
 
 def test_creates_are_not_ownership_checked() -> None:
     assert ownership(CREATE).problem(CREATE, BOB) is None
+
+
+def test_a_scim_adoption_is_the_external_id_update_and_holds_only_while_the_match_does() -> None:
+    expected = {"external_id": None, "matched_by": "username", "match_value": "bob"}
+    adopt = op(OpKind.UPDATE_USER, FieldChange("external_id", None, "s1"), account_id="K1", expected=expected)
+    rule = ownership(DEACTIVATE, adopt, marker="external_id")
+    assert rule.problem(DEACTIVATE, BOB) is None  # not marked yet, but this plan adopts it
+    assert rule.problem(DEACTIVATE, replace(BOB, username="sam")) is not None  # renamed since
+    # On a SCIM target an owner-group addition adopts nothing, and a group target ignores externalIds.
+    by_group = op(OpKind.ADD_MEMBER, account_id="K1", group="scimsync-managed", expected=expected)
+    assert ownership(DEACTIVATE, by_group, marker="external_id").problem(DEACTIVATE, BOB) is not None
+    assert ownership(DEACTIVATE, adopt).problem(DEACTIVATE, BOB) is not None
+
+
+@pytest.mark.parametrize(
+    ("now", "verdict"),
+    [(None, "apply"), ("s1", "done"), ("S1", "stale"), ("okta-00u1", "stale")],
+    ids=["not set yet", "set", "other case: another id (case-sensitive, ref §3.3)", "someone else's"],
+)
+def test_an_external_id_is_compared_exactly(now: str | None, verdict: Check) -> None:
+    adopt = op(
+        OpKind.UPDATE_USER,
+        FieldChange("external_id", None, "s1"),
+        account_id="K1",
+        expected={"external_id": None},
+    )
+    assert check(adopt, replace(BOB, external_id=now)) == verdict

@@ -280,9 +280,11 @@ def test_plan_respects_collisions_capabilities_and_phases(
     assert kinds == sorted(kinds)
     allowed = _allowed_kinds(caps)
     assert {op.kind for op in p.operations} <= allowed
+    # SCIM-based targets are adopted by setting externalId (SPEC §5), whatever else they update.
+    marker = {"external_id"} if caps.owner_marker == "external_id" else set()
     for op in p.operations:
         assert {c.field for c in op.changes} <= (
-            caps.update_fields if op.kind is OpKind.UPDATE_USER else set(SYNC_FIELDS)
+            caps.update_fields | marker if op.kind is OpKind.UPDATE_USER else set(SYNC_FIELDS)
         )
 
 
@@ -330,6 +332,6 @@ def _allowed_kinds(caps: Capabilities) -> set[OpKind]:
         OpKind.DELETE_USER: caps.delete,
         OpKind.ADD_MEMBER: caps.manage_groups,
         OpKind.REMOVE_MEMBER: caps.manage_groups,
-        OpKind.UPDATE_USER: caps.update_fields,
+        OpKind.UPDATE_USER: caps.update_fields or caps.owner_marker == "external_id",
     }
     return {kind for kind, ok in wanted.items() if ok}

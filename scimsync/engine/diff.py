@@ -154,17 +154,55 @@ def _plan_matched(ctx: Context, d: DesiredAccount, account: Account, m: Match, p
         shared = d.email if strong else None
         out = _deprovision(ctx, account, "inactive in source", d.source_id, present, shared=shared)
     if not marked:
-        out.ops = [_adoption(ctx, op, account, m.how) for op in out.ops]
+        out.ops = _with_external_id(
+            ctx, d, account, m.how, [_adoption(ctx, op, account, m.how) for op in out.ops]
+        )
     return _unless_unmanageable(ctx, account, out)
+
+
+def _match_value(account: Account, how: str) -> str | None:
+    """Return the value an account was matched by: its username or email, else its id."""
+    return getattr(account, how, None) if how in ("username", "email") else account.id
 
 
 def _adoption(ctx: Context, op: Operation, account: Account, how: str) -> Operation:
     """Record on the owner-marker addition why the account is adopted, for a saved plan's re-check."""
     if op.kind is not OpKind.ADD_MEMBER or ctx.key(op.group) != ctx.owner_key:
         return op
-    value = getattr(account, how, None) if how in ("username", "email") else account.id
-    expected = {**op.expected, "matched_by": how, "match_value": value}
+    expected = {**op.expected, "matched_by": how, "match_value": _match_value(account, how)}
     return dataclasses.replace(op, expected=expected)
+
+
+def _with_external_id(
+    ctx: Context, d: DesiredAccount, account: Account, how: str, ops: list[Operation]
+) -> list[Operation]:
+    """On a SCIM-based target, adopt the account by setting its externalId to the source id (SPEC §5).
+
+    Folded into the account's field update when it has one: one write, and a saved plan
+    re-checks the adoption (matched_by, match_value) with the fields.
+    """
+    if ctx.caps.owner_marker != "external_id" or not d.source_id:
+        return ops
+    change = FieldChange("external_id", account.external_id, d.source_id)
+    expected = {
+        "external_id": account.external_id,
+        "matched_by": how,
+        "match_value": _match_value(account, how),
+    }
+    reason = f"adopted: externalId set to the source id (matched by {how})"
+    for i, op in enumerate(ops):
+        if op.kind is OpKind.UPDATE_USER:
+            merged = dataclasses.replace(
+                op,
+                changes=(*op.changes, change),
+                expected={**op.expected, **expected},
+                reason=f"{op.reason}; {reason}",
+            )
+            return [*ops[:i], merged, *ops[i + 1 :]]
+    return [
+        *ops,
+        ctx.op(OpKind.UPDATE_USER, Who.of(account, d.source_id), reason, expected, changes=[change]),
+    ]
 
 
 def _plan_unmatched(ctx: Context, account: Account, present: _Present, source_id: str | None) -> _Out:

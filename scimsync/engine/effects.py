@@ -59,7 +59,7 @@ class Ownership:
         adopted = {
             op.account_id: (str(op.expected.get("matched_by")), str(op.expected.get("match_value")))
             for op in plan.operations
-            if op.kind is OpKind.ADD_MEMBER and op.account_id and key(op.group) == key(owner_group)
+            if op.account_id and _gives_marker(op, owner_group, owner_marker)
         }
         return cls(owner_group, owner_marker, protected, adopted)
 
@@ -79,6 +79,13 @@ class Ownership:
         if how not in ("username", "email") or key(getattr(fresh, how)) != key(value):
             return f"'{fresh.username}' no longer matches by {how} as it did when the plan was made"
         return None
+
+
+def _gives_marker(op: Operation, owner_group: str, owner_marker: str) -> bool:
+    """Tell whether ``op`` adopts its account: adds the owner group, or sets the externalId."""
+    if owner_marker == "external_id":
+        return op.kind is OpKind.UPDATE_USER and op.change("external_id") is not None
+    return op.kind is OpKind.ADD_MEMBER and key(op.group) == key(owner_group)
 
 
 def _check_create(op: Operation, fresh: Account | None) -> Check:
@@ -129,10 +136,13 @@ def _field(account: Account, name: str) -> str | None:
 
 
 def _same(name: str, a: str | None, b: str | None) -> bool:
-    """Compare field values; usernames and emails case-insensitively (SPEC §4)."""
+    """Compare field values; usernames and emails case-insensitively (SPEC §4).
+
+    A display name is compared exactly, and so is an externalId (case-sensitive, reference §3.3).
+    """
     if a is None or b is None:
         return a is b
-    return a == b if name == "display_name" else key(a) == key(b)
+    return a == b if name in ("display_name", "external_id") else key(a) == key(b)
 
 
 def apply_effect(op: Operation, account: Account | None) -> Account | None:
