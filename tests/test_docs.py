@@ -54,3 +54,16 @@ def test_quick_start_commands_are_true() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert "\ndemo:" in makefile and "\ntest:" in makefile
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("flavor", ["OpenLDAP", "Active Directory"])
+def test_the_readme_ldap_examples_are_valid_configs(flavor: str, tmp_path: Path) -> None:
+    import re
+
+    block = re.search(rf"```yaml\n(# {flavor}\n.*?)```", README, re.S)
+    assert block, f"README has no {flavor} example"
+    target = "targets:\n  jira:\n    type: jira\n    url: https://jira.acme.com\n    token: t\n"
+    path = tmp_path / "scimsync.yaml"
+    path.write_text(f"version: 1\n{block[1]}{target}", encoding="utf-8")
+    config = load_config(path, env={"LDAP_PASSWORD": "p", "AD_PASSWORD": "p"})
+    assert config.source.type == "ldap"
