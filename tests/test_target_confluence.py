@@ -154,6 +154,16 @@ def user_lookup(rsps: responses.RequestsMock, user: dict[str, Any] | None, **who
         rsps.get(f"{API}/user", json=user, match=match)
 
 
+def confirmed(rsps: responses.RequestsMock, name: str = "amara.k", *, status: str = "Active") -> None:
+    """Answer the lookup a first write makes: the username still names userKey K-<name>."""
+    user_lookup(rsps, bean(name, status=status), username=name)
+
+
+def lookups(rsps: responses.RequestsMock) -> list[dict[str, str]]:
+    """Return the queries of the GET /user requests sent (by username or by key)."""
+    return calls_to(rsps, "/user")
+
+
 # -- version discovery (§2.1a) ---------------------------------------------------------------
 
 
@@ -376,6 +386,26 @@ def test_a_next_link_that_goes_back_is_refused(rsps: responses.RequestsMock) -> 
         make_target().read([], wanted=[])
 
 
+@pytest.mark.parametrize(
+    ("results", "next_start"),
+    [(["a", "b"], 4), (["a"], 3)],  # a full page, and a short one whose link skips past its limit
+    ids=["full-page", "short-page"],
+)
+def test_a_next_link_that_skips_users_is_refused(
+    rsps: responses.RequestsMock, results: list[str], next_start: int
+) -> None:
+    manifest(rsps, "8.5.6")
+    next_ = f"/rest/api/user/list?limit=2&start={next_start}"
+    rsps.get(f"{API}/user/list", json=envelope([bean(n) for n in results], limit=2, next_=next_))
+    with pytest.raises(ResponseError) as caught:
+        make_target().read([], wanted=[])
+    assert str(caught.value) == (
+        f"confluence: GET /rest/api/user/list: unexpected response: a next link to start={next_start} "
+        f"skips past the page at start=0 ({len(results)} users)"
+    )
+    assert len(calls_to(rsps, "/user/list")) == 1
+
+
 def test_an_unknown_status_is_refused_not_guessed(rsps: responses.RequestsMock) -> None:
     manifest(rsps, "8.5.6")
     rsps.get(f"{API}/user/list", json=envelope([bean("a", status="Unlicensed")]))
@@ -431,6 +461,7 @@ def test_below_8_4_walks_the_access_groups_and_looks_up_the_wanted_usernames(
 
 
 def test_get_account_by_key_with_every_group(rsps: responses.RequestsMock) -> None:
+    manifest(rsps, "8.5.6")
     user_lookup(rsps, bean("amara.k"), key="K-amara.k")
     rsps.get(
         f"{API}/user/memberof",
@@ -450,12 +481,30 @@ def test_get_account_by_key_with_every_group(rsps: responses.RequestsMock) -> No
 
 
 def test_get_account_by_username_and_none_when_missing(rsps: responses.RequestsMock) -> None:
+    manifest(rsps, "8.5.6")
     user_lookup(rsps, bean("amara.k", status="Deactivated"), username="amara.k")
     memberof(rsps, "K-amara.k", [])
     user_lookup(rsps, None, username="ghost")
     account = make_target().get_account("amara.k")
     assert account is not None and account.active is False and account.groups == frozenset()
     assert make_target().get_account("ghost") is None
+
+
+@pytest.mark.parametrize(("version", "shown"), [("9.4.0", None), ("10.0.1", "amara@example.test")])
+def test_an_email_is_kept_only_from_the_version_that_shows_emails(
+    rsps: responses.RequestsMock, version: str, shown: str | None
+) -> None:
+    # §2.2: a Confluence before 10.0 shows no emails; one it sends anyway must never match anyone.
+    manifest(rsps, version)
+    amara = bean("amara.k", email="amara@example.test")
+    rsps.get(f"{API}/user/list", json=envelope([amara]))
+    rsps.get(f"{API}/group/scimsync-managed/member", json=envelope([amara]))
+    user_lookup(rsps, amara, key="K-amara.k")
+    memberof(rsps, "K-amara.k", [])
+    target = make_target()
+    assert [a.email for a in target.read(["scimsync-managed"], wanted=[]).accounts] == [shown]
+    account = target.get_account("amara.k", account_id="K-amara.k")
+    assert account is not None and account.email == shown
 
 
 # -- writes ----------------------------------------------------------------------------------
@@ -505,6 +554,27 @@ def test_create_user_refusals(
         make_target().create_user("ben", "ben", "Ben")
     assert type(caught.value) is error
     assert str(caught.value).startswith(f"confluence: user ben: {said}")
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "error"),
+    [
+        (409, "A user with the username 'readonly.kim' already exists.", ConnectorError),
+        (404, "No user found with username: readonly.kim", NotFoundError),
+        (400, "User 'read-only.bot' has an invalid email", ConnectorError),
+        (400, 'Group "read only team" cannot be used', ConnectorError),
+        (403, "Can't create 'kim': the user's directory is read-only", NotManageableError),
+    ],
+)
+def test_read_only_wording_counts_only_in_a_refusal_and_outside_quoted_names(
+    rsps: responses.RequestsMock, status: int, message: str, error: type[ConnectorError]
+) -> None:
+    # A name echoed in the message ('readonly.kim') says nothing about the directory (§2.8, §2.10).
+    manifest(rsps, "9.3.2")
+    rsps.post(f"{API}/admin/user", status=status, json=conf_error(status, message))
+    with pytest.raises(ConnectorError) as caught:
+        make_target().create_user("kim", "kim@example.test", "Kim")
+    assert type(caught.value) is error
 
 
 def echo_password(status: int, pad: int = 0) -> Callable[..., Answer]:
@@ -563,14 +633,26 @@ def test_set_active_puts_disable_or_enable_on_the_quoted_username(
     rsps: responses.RequestsMock, active: bool, verb: str
 ) -> None:
     manifest(rsps, "8.2.0")
+    name = "o'neil k@x+y"
+    confirmed(rsps, name)
+    user_lookup(rsps, bean(name, status="Active" if active else "Deactivated"), key=f"K-{name}")
     rsps.put(f"{API}/admin/user/o%27neil%20k%40x%2By/{verb}", status=204)
-    make_target().set_active(Account(id="K", username="o'neil k@x+y", email=None, display_name=""), active)
-    assert paths(rsps)[-1] == f"PUT /wiki/rest/api/admin/user/o%27neil%20k%40x%2By/{verb}"
+    make_target().set_active(Account(id=f"K-{name}", username=name, email=None, display_name=""), active)
+    assert paths(rsps)[1:] == [
+        "GET /wiki/rest/api/user",  # the name still names the planned userKey
+        f"PUT /wiki/rest/api/admin/user/o%27neil%20k%40x%2By/{verb}",
+        "GET /wiki/rest/api/user",  # the status, read back
+    ]
+    assert lookups(rsps) == [
+        {"username": name, "expand": "status"},
+        {"key": f"K-{name}", "expand": "status"},
+    ]
 
 
 def test_a_read_only_directory_refusal_is_not_manageable(rsps: responses.RequestsMock) -> None:
     manifest(rsps, "8.5.6")
     message = "Cannot disable user amara.k: the user directory is read-only"
+    confirmed(rsps)
     rsps.put(f"{API}/admin/user/amara.k/disable", status=400, json=conf_error(400, message))
     with pytest.raises(NotManageableError) as caught:
         make_target().set_active(AMARA, False)
@@ -583,6 +665,7 @@ def test_a_read_only_directory_refusal_is_not_manageable(rsps: responses.Request
 def test_the_site_read_only_mode_is_not_the_accounts_directory(rsps: responses.RequestsMock) -> None:
     manifest(rsps, "8.5.6")
     message = "Confluence is in read-only mode"
+    confirmed(rsps)
     rsps.put(f"{API}/admin/user/amara.k/disable", status=403, json=conf_error(403, message))
     with pytest.raises(ConnectorError) as caught:
         make_target().set_active(AMARA, False)
@@ -591,6 +674,7 @@ def test_the_site_read_only_mode_is_not_the_accounts_directory(rsps: responses.R
 
 def test_update_user_sends_both_fields_of_section_2_5(rsps: responses.RequestsMock) -> None:
     manifest(rsps, "10.0.1")
+    confirmed(rsps)
     rsps.put(f"{API}/admin/user/amara.k", status=204)
     account = Account(id="K-amara.k", username="amara.k", email="old@example.test", display_name="Amara K")
     make_target().update_user(account, {"display_name": "Amara Kowalski"})
@@ -601,8 +685,8 @@ def test_update_user_reads_the_other_field_when_the_plan_does_not_know_it(
     rsps: responses.RequestsMock,
 ) -> None:
     manifest(rsps, "10.0.1")
+    confirmed(rsps)
     user_lookup(rsps, bean("amara.k", email="now@example.test"), key="K-amara.k")
-    memberof(rsps, "K-amara.k", [])
     rsps.put(f"{API}/admin/user/amara.k", status=204)
     make_target().update_user(AMARA, {"display_name": "Amara Kowalski"})
     assert body_of(rsps.calls[-1]) == {"email": "now@example.test", "fullName": "Amara Kowalski"}
@@ -632,6 +716,7 @@ def task_status(finished: bool, successful: bool = False, message: str = "") -> 
 def test_delete_user_waits_for_its_long_task(rsps: responses.RequestsMock) -> None:
     manifest(rsps, "8.5.6")
     submission = {"id": "42", "links": {"status": "/wiki/rest/api/longtask/42"}}
+    confirmed(rsps)
     rsps.delete(f"{API}/admin/user/amara.k", status=202, json=submission)
     rsps.get(f"{API}/longtask/42", json=task_status(False))
     rsps.get(f"{API}/longtask/42", json=task_status(False))
@@ -639,14 +724,16 @@ def test_delete_user_waits_for_its_long_task(rsps: responses.RequestsMock) -> No
     clock = Clock()
     make_target(clock=clock).delete_user(AMARA)
     assert clock.sleeps == [0.5, 1.0], "backs off from 0.5 s"
-    assert (
-        paths(rsps)[1:]
-        == ["DELETE /wiki/rest/api/admin/user/amara.k"] + ["GET /wiki/rest/api/longtask/42"] * 3
-    )
+    assert paths(rsps)[1:] == [
+        "GET /wiki/rest/api/user",
+        "DELETE /wiki/rest/api/admin/user/amara.k",
+        *["GET /wiki/rest/api/longtask/42"] * 3,
+    ]
 
 
 def test_delete_user_polls_the_longtask_path_when_no_link_is_given(rsps: responses.RequestsMock) -> None:
     manifest(rsps, "8.5.6")
+    confirmed(rsps)
     rsps.delete(f"{API}/admin/user/amara.k", status=202, json={"id": 42})
     rsps.get(f"{API}/longtask/42", json=task_status(True, successful=True))
     make_target().delete_user(AMARA)
@@ -655,6 +742,7 @@ def test_delete_user_polls_the_longtask_path_when_no_link_is_given(rsps: respons
 
 def test_a_failed_delete_task_names_the_task_and_its_message(rsps: responses.RequestsMock) -> None:
     manifest(rsps, "8.5.6")
+    confirmed(rsps)
     rsps.delete(
         f"{API}/admin/user/amara.k",
         status=202,
@@ -670,6 +758,7 @@ def test_a_failed_delete_task_names_the_task_and_its_message(rsps: responses.Req
 
 def test_a_delete_task_that_never_finishes_is_given_up_after_the_wait(rsps: responses.RequestsMock) -> None:
     manifest(rsps, "8.5.6")
+    confirmed(rsps)
     rsps.delete(
         f"{API}/admin/user/amara.k",
         status=202,
@@ -683,11 +772,31 @@ def test_a_delete_task_that_never_finishes_is_given_up_after_the_wait(rsps: resp
     assert clock.now == 120.0 and max(clock.sleeps) == 10.0, "bounded wait, gaps capped"
 
 
-def test_deleting_a_user_already_gone_is_done(rsps: responses.RequestsMock) -> None:
+def test_deleting_a_user_already_gone_is_done_without_a_delete(rsps: responses.RequestsMock) -> None:
     manifest(rsps, "8.5.6")
+    user_lookup(rsps, None, username="amara.k")
+    user_lookup(rsps, None, key="K-amara.k")
+    make_target().delete_user(AMARA)
+    assert [c.request.method for c in rsps.calls] == ["GET"] * 3
+
+
+def test_a_user_deleted_between_the_lookup_and_the_delete_is_done(rsps: responses.RequestsMock) -> None:
+    manifest(rsps, "8.5.6")
+    confirmed(rsps)
     rsps.delete(f"{API}/admin/user/amara.k", status=404, json=conf_error(404, "No user found"))
     user_lookup(rsps, None, key="K-amara.k")
     make_target().delete_user(AMARA)
+    assert paths(rsps)[-2:] == ["DELETE /wiki/rest/api/admin/user/amara.k", "GET /wiki/rest/api/user"]
+
+
+def test_a_user_renamed_away_is_not_deleted_nor_done(rsps: responses.RequestsMock) -> None:
+    manifest(rsps, "8.5.6")
+    user_lookup(rsps, None, username="amara.k")
+    renamed = {**bean("amara.renamed"), "userKey": "K-amara.k"}  # the userKey lives on, renamed
+    user_lookup(rsps, renamed, key="K-amara.k")
+    with pytest.raises(NotFoundError, match=r"no user is named amara\.k any more; nothing was written"):
+        make_target().delete_user(AMARA)
+    assert not any(c.request.method == "DELETE" for c in rsps.calls)
 
 
 def test_create_group_sends_only_the_name(rsps: responses.RequestsMock) -> None:
@@ -708,15 +817,22 @@ def test_create_group_that_exists_is_done_and_a_missing_one_fails(rsps: response
 
 
 @pytest.mark.parametrize(("method", "call"), [("PUT", "add_member"), ("DELETE", "remove_member")])
-def test_memberships_are_one_idempotent_request_on_quoted_names(
+def test_memberships_are_one_idempotent_request_on_quoted_names_then_one_read(
     rsps: responses.RequestsMock, method: str, call: str
 ) -> None:
     manifest(rsps, "8.2.0")
+    confirmed(rsps)
+    memberof(rsps, "K-amara.k", ["Team A+B"] if method == "PUT" else ["other"])
     rsps.add(method, f"{API}/user/amara.k/group/team%20a%2Bb", status=204)
-    getattr(make_target(), call)(AMARA, "team a+b")
-    getattr(make_target(), call)(AMARA, "team a+b")  # again: Confluence answers 204 again (§2.7)
-    assert paths(rsps)[-1] == f"{method} /wiki/rest/api/user/amara.k/group/team%20a%2Bb"
-    assert len([c for c in rsps.calls if c.request.method == method]) == 2
+    target = make_target()
+    getattr(target, call)(AMARA, "team a+b")
+    getattr(target, call)(AMARA, "team a+b")  # again: Confluence answers 204 again (§2.7)
+    write, read = (
+        f"{method} /wiki/rest/api/user/amara.k/group/team%20a%2Bb",
+        "GET /wiki/rest/api/user/memberof",
+    )
+    # The username is confirmed once per run; each write is read back once.
+    assert paths(rsps)[1:] == ["GET /wiki/rest/api/user", write, read, write, read]
 
 
 def test_a_refused_membership_change_is_decided_by_re_reading_it(rsps: responses.RequestsMock) -> None:
@@ -724,7 +840,7 @@ def test_a_refused_membership_change_is_decided_by_re_reading_it(rsps: responses
     odd = conf_error(400, "Something odd")
     rsps.put(f"{API}/user/amara.k/group/team", status=400, json=odd)
     rsps.delete(f"{API}/user/amara.k/group/other", status=400, json=odd)
-    user_lookup(rsps, bean("amara.k"), key="K-amara.k")
+    confirmed(rsps)
     memberof(rsps, "K-amara.k", ["Team"])
     target = make_target()
     target.add_member(AMARA, "team")  # already a member (names compare lower-cased)
@@ -741,16 +857,191 @@ def test_a_404_on_a_membership_tells_a_missing_user_from_a_missing_group(
     manifest(rsps, "8.2.0")
     missing = conf_error(404, "Not found")
     rsps.put(f"{API}/user/amara.k/group/gone", status=404, json=missing)
-    user_lookup(rsps, bean("amara.k"), key="K-amara.k")
+    confirmed(rsps)
     memberof(rsps, "K-amara.k", [])
     rsps.get(f"{API}/group/gone", status=404, json=missing)
     with pytest.raises(NotFoundError, match=r"membership amara\.k in gone: group gone does not exist"):
         make_target().add_member(AMARA, "gone")
+    # Deleted between the lookup and the write: its groups cannot be read any more.
     ghost = Account(id="K-ghost", username="ghost", email=None, display_name="")
+    confirmed(rsps, "ghost")
     rsps.put(f"{API}/user/ghost/group/team", status=404, json=missing)
-    user_lookup(rsps, None, key="K-ghost")
+    rsps.get(f"{API}/user/memberof", status=404, json=missing)
     with pytest.raises(NotFoundError, match="user ghost does not exist \\(Confluence answered HTTP 404\\)"):
         make_target().add_member(ghost, "team")
+
+
+# -- the account behind a username, and writes read back (§2.3, §2.5, §2.7) -------------------
+
+WRITES: dict[str, Callable[[ConfluenceTarget, Account], None]] = {
+    "update_user": lambda t, a: t.update_user(a, {"display_name": "Amara Kowalski"}),
+    "set_active": lambda t, a: t.set_active(a, False),
+    "delete_user": lambda t, a: t.delete_user(a),
+    "add_member": lambda t, a: t.add_member(a, "team"),
+    "remove_member": lambda t, a: t.remove_member(a, "team"),
+}
+
+
+@pytest.mark.parametrize("write", WRITES.values(), ids=list(WRITES))
+def test_no_write_reaches_a_stranger_who_took_the_username(
+    rsps: responses.RequestsMock, write: Callable[[ConfluenceTarget, Account], None]
+) -> None:
+    # §2.5 writes address users by username: a name freed since the plan may be someone else's.
+    manifest(rsps, "10.0.1")
+    user_lookup(rsps, {**bean("amara.k"), "userKey": "K-newhire"}, username="amara.k")
+    with pytest.raises(ConnectorError) as caught:
+        write(make_target(), AMARA)
+    assert type(caught.value) is ConnectorError
+    assert caught.value.cause == (
+        "the username now belongs to another account (userKey K-newhire, planned K-amara.k); "
+        "nothing was written: plan again"
+    )
+    assert "amara.k" in caught.value.obj
+    assert paths(rsps)[1:] == ["GET /wiki/rest/api/user"], "the lookup only"
+
+
+@pytest.mark.parametrize("write", [w for n, w in WRITES.items() if n != "delete_user"])
+def test_a_write_on_a_username_no_one_holds_is_not_found_and_not_sent(
+    rsps: responses.RequestsMock, write: Callable[[ConfluenceTarget, Account], None]
+) -> None:
+    manifest(rsps, "10.0.1")
+    user_lookup(rsps, None, username="amara.k")
+    with pytest.raises(NotFoundError, match=r"no user is named amara\.k any more; nothing was written"):
+        write(make_target(), AMARA)
+    assert paths(rsps)[1:] == ["GET /wiki/rest/api/user"]
+
+
+def test_a_username_is_confirmed_once_per_run_and_a_created_user_not_at_all(
+    rsps: responses.RequestsMock,
+) -> None:
+    manifest(rsps, "8.5.6")
+    confirmed(rsps)
+    user_lookup(rsps, bean("amara.k", status="Deactivated"), key="K-amara.k")
+    memberof(rsps, "K-amara.k", [])
+    rsps.delete(f"{API}/user/amara.k/group/team", status=204)
+    rsps.put(f"{API}/admin/user/amara.k/disable", status=204)
+    rsps.post(f"{API}/admin/user", status=201, json={"userKey": "K-ben"})
+    rsps.put(f"{API}/user/ben/group/team", status=204)
+    memberof(rsps, "K-ben", ["team"])
+    target = make_target()
+    target.remove_member(AMARA, "team")
+    target.set_active(AMARA, False)
+    target.add_member(target.create_user("Ben", "ben@example.test", "Ben"), "team")
+    assert paths(rsps)[1:] == [
+        "GET /wiki/rest/api/user",  # amara.k still names K-amara.k
+        "DELETE /wiki/rest/api/user/amara.k/group/team",
+        "GET /wiki/rest/api/user/memberof",
+        "PUT /wiki/rest/api/admin/user/amara.k/disable",  # confirmed already
+        "GET /wiki/rest/api/user",  # the status, read back
+        "POST /wiki/rest/api/admin/user",
+        "PUT /wiki/rest/api/user/ben/group/team",  # made in this run: known
+        "GET /wiki/rest/api/user/memberof",
+    ]
+
+
+def test_a_deleted_username_is_looked_up_again(rsps: responses.RequestsMock) -> None:
+    manifest(rsps, "8.5.6")
+    confirmed(rsps)
+    rsps.delete(f"{API}/admin/user/amara.k", status=204)
+    target = make_target()
+    target.delete_user(AMARA)
+    rsps.replace(responses.GET, f"{API}/user", status=404, json=conf_error(404, "No user found"))
+    with pytest.raises(NotFoundError, match=r"no user is named amara\.k any more"):
+        target.add_member(AMARA, "team")
+    assert len(lookups(rsps)) == 2 and not any(c.request.method == "PUT" for c in rsps.calls)
+
+
+def test_without_a_planned_user_key_the_user_must_exist(rsps: responses.RequestsMock) -> None:
+    # [U] a plan that never knew the userKey: the name is all there is; it must name someone.
+    manifest(rsps, "8.5.6")
+    confirmed(rsps)
+    memberof(rsps, "K-amara.k", ["team"])
+    rsps.put(f"{API}/user/amara.k/group/team", status=204)
+    make_target().add_member(Account(id="", username="amara.k", email=None, display_name=""), "team")
+    assert calls_to(rsps, "/user/memberof") == [{"key": "K-amara.k", "start": "0", "limit": "200"}]
+    user_lookup(rsps, None, username="ghost")
+    with pytest.raises(NotFoundError, match="no user is named ghost any more"):
+        make_target().add_member(Account(id="", username="ghost", email=None, display_name=""), "team")
+    assert [c.request.method for c in rsps.calls].count("PUT") == 1
+
+
+@pytest.mark.parametrize(
+    ("active", "verb", "left", "still"),
+    [
+        (False, "disable", "Active", "still enabled (§2.5: CONFSERVER-54928, disable fails on 8.5.16)"),
+        (True, "enable", "Deactivated", "still disabled"),
+    ],
+)
+def test_a_status_change_answered_success_that_did_not_take_is_a_failure(
+    rsps: responses.RequestsMock, active: bool, verb: str, left: str, still: str
+) -> None:
+    manifest(rsps, "8.5.16")
+    confirmed(rsps)
+    user_lookup(rsps, bean("amara.k", status=left), key="K-amara.k")
+    rsps.put(f"{API}/admin/user/amara.k/{verb}", status=204)
+    with pytest.raises(ConnectorError) as caught:
+        make_target().set_active(AMARA, active)
+    assert type(caught.value) is ConnectorError
+    assert str(caught.value) == (
+        f"confluence: user amara.k: Confluence answered success to {verb} "
+        f"but the state did not change: {still}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "call", "groups", "still"),
+    [
+        ("PUT", "add_member", [], "still not a member"),
+        ("DELETE", "remove_member", ["Team"], "still a member (through a nested group? §2.7)"),
+    ],
+)
+def test_a_membership_change_answered_204_that_did_not_take_is_a_failure(
+    rsps: responses.RequestsMock, method: str, call: str, groups: list[str], still: str
+) -> None:
+    manifest(rsps, "8.5.16")
+    confirmed(rsps)
+    memberof(rsps, "K-amara.k", groups)
+    rsps.add(method, f"{API}/user/amara.k/group/team", status=204)
+    with pytest.raises(ConnectorError) as caught:
+        getattr(make_target(), call)(AMARA, "team")
+    assert str(caught.value) == (
+        "confluence: membership amara.k in team: Confluence answered success (HTTP 204) but the state "
+        f"did not change: {still}"
+    )
+
+
+DOTS = Account(id="K-..", username="..", email=None, display_name="Dots")
+USERNAME, GROUP = "a username", "a group name"
+DOT_WRITES: list[tuple[str, str, Callable[[ConfluenceTarget], object]]] = [
+    ("user .", USERNAME, lambda t: t.create_user(".", "dot@example.test", "Dot")),
+    ("user ..", USERNAME, lambda t: t.set_active(DOTS, False)),
+    ("user ..", USERNAME, lambda t: t.delete_user(DOTS)),
+    ("user ..", USERNAME, lambda t: t.update_user(DOTS, {"display_name": "Dot Dot"})),
+    ("membership .. in team", USERNAME, lambda t: t.add_member(DOTS, "team")),
+    ("membership amara.k in ..", GROUP, lambda t: t.remove_member(AMARA, "..")),
+    ("group ..", GROUP, lambda t: t.create_group("..")),
+    ("group .", GROUP, lambda t: t.group_exists(".")),
+]
+
+
+@pytest.mark.parametrize(("obj", "what", "call"), DOT_WRITES)
+def test_dot_names_are_refused_before_any_request(
+    rsps: responses.RequestsMock, obj: str, what: str, call: Callable[[ConfluenceTarget], object]
+) -> None:
+    # requests removes dot segments: /user/../group/g would reach /group/g, another resource.
+    manifest(rsps, "10.0.1")
+    with pytest.raises(ConnectorError) as caught:
+        call(make_target())
+    assert str(caught.value) == f"confluence: {obj}: {what} of '.' or '..' cannot be addressed in a REST path"
+    assert [c.request.url for c in rsps.calls] in ([], [MANIFEST])
+
+
+def test_a_managed_group_named_dot_dot_is_never_read(rsps: responses.RequestsMock) -> None:
+    manifest(rsps, "9.4.0")
+    rsps.get(f"{API}/user/list", json=envelope([]))
+    with pytest.raises(ConnectorError, match=r"group \.\.: a group name of '\.' or '\.\.' cannot"):
+        make_target().read([".."], wanted=[])
+    assert not any("/group" in c.request.url for c in rsps.calls if c.request.url)
 
 
 # -- errors and rate limits ------------------------------------------------------------------
@@ -777,6 +1068,7 @@ def test_an_html_error_body_is_named_as_such(rsps: responses.RequestsMock) -> No
         "confluence: GET /rest/api/user/list: HTTP 500 Internal Server Error: "
         "the body is not a Confluence error (text/html)"
     )
+    confirmed(rsps)
     rsps.put(f"{API}/admin/user/amara.k/disable", status=400, body=page, content_type="text/html")
     with pytest.raises(ResponseError, match="HTTP 400: the body is not a Confluence error \\(text/html\\)"):
         make_target().set_active(AMARA, False)
@@ -784,6 +1076,7 @@ def test_an_html_error_body_is_named_as_such(rsps: responses.RequestsMock) -> No
 
 def test_401_and_403_on_writes_are_auth_errors(rsps: responses.RequestsMock) -> None:
     manifest(rsps, "8.5.6")
+    confirmed(rsps)
     rsps.put(f"{API}/admin/user/amara.k/disable", status=401, body="")
     with pytest.raises(AuthError, match="HTTP 401 Unauthorized: the credentials were rejected"):
         make_target().set_active(AMARA, False)
@@ -804,6 +1097,8 @@ def test_401_and_403_on_writes_are_auth_errors(rsps: responses.RequestsMock) -> 
 def test_rate_limited_writes_go_through_the_http_client_and_are_retried(rsps: responses.RequestsMock) -> None:
     manifest(rsps, "8.5.6")
     url = f"{API}/user/amara.k/group/team"
+    confirmed(rsps)
+    memberof(rsps, "K-amara.k", ["team"])
     rsps.put(url, status=429, headers={"Retry-After": "1"}, json=conf_error(429, "Too many requests"))
     rsps.put(url, status=204)
     make_target().add_member(AMARA, "team")

@@ -13,7 +13,7 @@ import requests
 
 from scimsync.errors import AuthError, ConnectorError, NotFoundError, ResponseError
 from scimsync.http import HttpClient
-from scimsync.models import Account, Capabilities, TargetDirectory
+from scimsync.models import Account, Capabilities, TargetDirectory, key
 from scimsync.secrets import redact
 from scimsync.targets.base import Progress, no_progress
 from scimsync.targets.confluence_errors import (
@@ -24,14 +24,22 @@ from scimsync.targets.confluence_errors import (
     scrubbed,
     text_of,
 )
-from scimsync.targets.confluence_read import API, MANIFEST, ConfluenceReader, manifest_version, quoted
+from scimsync.targets.confluence_read import (
+    API,
+    EMAILS_SINCE,
+    MANIFEST,
+    ConfluenceReader,
+    Identities,
+    manifest_version,
+    segment,
+)
 from scimsync.targets.jira_read import garbage
 
 KNOWN = ((7,), (11,))  # the versions scimsync knows: 7.x to 10.x
 PAT_SINCE = (7, 9)  # §2.1: personal access tokens (Bearer) from Confluence 7.9
 ADMIN_SINCE = (8, 2)  # §2.2: disable/enable/delete users, create groups, memberships
 CREATE_SINCE = (8, 4)  # §2.2: POST /admin/user
-UPDATE_SINCE = (10, 0)  # §2.2: PUT /admin/user/{u}; emails shown to REST callers from 10.0
+UPDATE_SINCE = (10, 0)  # §2.2: PUT /admin/user/{u}
 FIELDS = {"email": "email", "display_name": "fullName"}  # §2.5: no rename endpoint
 REFUSALS = (400, 402, 403, 404, 409)  # answered with a §2.8 error body about this one object
 DELETE_WAIT = 120.0  # seconds a deletion's long task may take (§2.5)
@@ -77,9 +85,10 @@ class ConfluenceTarget:
     ) -> None:
         self.name = name
         self._client = client
-        self._reader = ConfluenceReader(name, client)
+        self._reader = ConfluenceReader(name, client, lambda: self._server_info()[1])
         self._server: tuple[str, tuple[int, ...]] | None = None
         self._sleep, self._clock, self._delete_wait = sleep, clock, delete_wait
+        self._identities = Identities(self._reader)  # usernames confirmed in this run (§2.5)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -126,7 +135,7 @@ class ConfluenceTarget:
             delete=admin,
             manage_groups=admin,
             create_groups=admin,
-            shows_email=numbers >= UPDATE_SINCE,
+            shows_email=numbers >= EMAILS_SINCE,
             owner_marker="group",
             reason=f"Confluence {label}",
         )
@@ -155,8 +164,7 @@ class ConfluenceTarget:
         wanted: Iterable[tuple[str, str]] | None = None,
     ) -> TargetDirectory:
         """Read the users, and the members of each managed group (see ``Target.read``)."""
-        _, numbers = self._server_info()
-        return self._reader.directory(managed_groups, numbers, progress, wanted)
+        return self._reader.directory(managed_groups, progress, wanted)
 
     def get_account(self, username: str, *, account_id: str | None = None) -> Account | None:
         """Read one user with all its groups, by userKey when given (§2.3); None when it does not exist."""
@@ -204,6 +212,7 @@ class ConfluenceTarget:
                 "Confluence does not allow this username (§2.4: no whitespace, \\ , + < > ' \" or anonymous)"
             )
             raise ConnectorError(self.name, obj, cause)
+        segment(self.name, obj, name)  # refuses '.' and '..': no later write could address them
         # §2.4: a password is required when notifyViaEmail is false. People sign in through
         # SSO: the password is random, sent once, and never logged, stored or shown.
         password = token_urlsafe(32)
@@ -220,6 +229,7 @@ class ConfluenceTarget:
         user_key = created.get("userKey") if isinstance(created, dict) else None
         if not isinstance(user_key, str) or not user_key:
             raise garbage(self.name, f"POST {API}/admin/user", "no 'userKey' in the answer")
+        self._identities.note(name, user_key)  # made just now: its first membership needs no lookup
         shown = email if self.capabilities().shows_email else None  # as a read would show it
         return Account(id=user_key, username=name, email=shown, display_name=display_name)
 
@@ -230,10 +240,12 @@ class ConfluenceTarget:
         self._require(set(fields) <= able, f"update {', '.join(sorted(set(fields) - able))}", obj)
         if not fields:
             return
+        path = f"/admin/user/{segment(self.name, obj, account.username)}"
+        user_key = self._identities.confirm(account, obj)
         current = {"email": account.email or "", "display_name": account.display_name}
         if not all(current[f] or f in fields for f in FIELDS):
             # §2.5 [U]: the body holds both fields; send the other one as it is now.
-            fresh = self.get_account(account.username, account_id=account.id or None)
+            fresh = self._reader.find(account.username, user_key)
             if fresh is None:
                 raise NotFoundError(self.name, obj, "the account does not exist")
             current = {"email": fresh.email or "", "display_name": fresh.display_name}
@@ -241,45 +253,64 @@ class ConfluenceTarget:
         missing = [f for f in FIELDS if not values[f]]
         if missing:
             raise ConnectorError(self.name, obj, f"cannot tell the current {missing[0]}, which §2.5 requires")
-        response = self._send(
-            "PUT", f"/admin/user/{quoted(account.username)}", obj, body={FIELDS[f]: values[f] for f in FIELDS}
-        )
+        response = self._send("PUT", path, obj, body={FIELDS[f]: values[f] for f in FIELDS})
         if response.status_code >= 300:
             raise self._refused(response, obj)
 
     def set_active(self, account: Account, active: bool) -> None:
-        """Enable or disable a user (§2.5: idempotent, Confluence 8.2+)."""
+        """Enable or disable a user (§2.5: idempotent, Confluence 8.2+), and read the status back."""
         obj = f"user {account.username}"
         self._require(self.capabilities().deactivate, "deactivate or reactivate users", obj)
         verb = "enable" if active else "disable"
-        response = self._send("PUT", f"/admin/user/{quoted(account.username)}/{verb}", obj)
+        path = f"/admin/user/{segment(self.name, obj, account.username)}/{verb}"
+        user_key = self._identities.confirm(account, obj)
+        response = self._send("PUT", path, obj)
         if response.status_code >= 300:
             raise self._refused(response, obj)
+        fresh = self._reader.find(account.username, user_key)
+        if fresh is None:
+            raise NotFoundError(self.name, obj, f"the account is gone after Confluence answered {verb}")
+        if fresh.active is not active:
+            # §2.5: CONFSERVER-54928's comments say disable "doesn't work in 8.5.16": a 2xx proves nothing.
+            bug = "§2.5: CONFSERVER-54928, disable fails on 8.5.16"
+            still = f"enabled ({bug})" if fresh.active else "disabled"
+            cause = f"Confluence answered success to {verb} but the state did not change: still {still}"
+            raise ConnectorError(self.name, obj, cause)
 
     def delete_user(self, account: Account) -> None:
         """Delete a user and wait for Confluence's long task to finish (§2.5); one already gone is done."""
         obj = f"user {account.username}"
         self._require(self.capabilities().delete, "delete users", obj)
-        response = self._send("DELETE", f"/admin/user/{quoted(account.username)}", obj)
-        if (
-            response.status_code == 404
-            and self.get_account(account.username, account_id=account.id or None) is None
-        ):
+        path = f"/admin/user/{segment(self.name, obj, account.username)}"
+        try:
+            self._identities.confirm(account, obj)
+        except NotFoundError:
+            if self._gone(account):
+                return  # §6: deleted already, as wanted
+            raise
+        response = self._send("DELETE", path, obj)
+        if response.status_code == 404 and self._gone(account):
             return  # §6: deleting a missing user answers 404; gone, as wanted
         if response.status_code >= 300:
             raise self._refused(response, obj)
         if response.status_code == 202:
             self._await(self._client.decode_json(response, obj=obj), obj)
+        self._identities.note(account.username, None)  # the name is free now: anyone may take it
+
+    def _gone(self, account: Account) -> bool:
+        """Tell whether the account no longer exists (by its userKey when known)."""
+        return self._reader.find(account.username, account.id or None) is None
 
     def _task_path(self, submission: Any) -> tuple[str, str]:
         """Return the id and the status path of a LongTaskSubmission (§2.5 [U] shape)."""
+        endpoint = f"DELETE {API}/admin/user"
         task_id = submission.get("id") if isinstance(submission, dict) else None
         links = submission.get("links") if isinstance(submission, dict) else None
         link = links.get("status") if isinstance(links, dict) else None
         if not isinstance(task_id, str | int) or isinstance(task_id, bool) or task_id == "":
-            raise garbage(self.name, f"DELETE {API}/admin/user", "a long task without an id")
+            raise garbage(self.name, endpoint, "a long task without an id")
         if not isinstance(link, str) or not link:
-            return str(task_id), f"{API}/longtask/{quoted(str(task_id))}"
+            return str(task_id), f"{API}/longtask/{segment(self.name, endpoint, str(task_id), 'task id')}"
         base = urlsplit(self._client.base_url).path
         if base and link.startswith(base + "/"):
             link = link[len(base) :]  # a path with the context path in it (/confluence/rest/...)
@@ -313,6 +344,7 @@ class ConfluenceTarget:
         """Create a group (§2.7: body ``{"name"}`` only); one that exists already is success."""
         obj = f"group {name}"
         self._require(self.capabilities().create_groups, "create groups", obj)
+        segment(self.name, obj, name, "group name")  # refuses '.' and '..': no membership could name it
         response = self._send("POST", "/admin/group", obj, body={"name": name})
         # An existing group's answer is not documented [U]: the group itself decides.
         if response.status_code >= 300 and not self.group_exists(name):
@@ -327,20 +359,25 @@ class ConfluenceTarget:
         self._membership("DELETE", account, group)
 
     def _membership(self, method: str, account: Account, group: str) -> None:
-        """Change one membership; a refusal is judged by re-reading it, never by its text."""
+        """Change one membership, then re-read the user's groups: they decide, not the answer."""
         obj = f"membership {account.username} in {group}"
         self._require(self.capabilities().manage_groups, "change group memberships", obj)
-        path = f"/user/{quoted(account.username)}/group/{quoted(group)}"
-        response = self._send(method, path, obj)
-        if response.status_code < 300:
-            return
-        wanted = method == "PUT"
-        fresh = self.get_account(account.username, account_id=account.id or None)
-        if fresh is not None and fresh.in_group(group) == wanted:
-            return  # already as wanted
-        said = f"Confluence answered HTTP {response.status_code}"
-        if fresh is None:
+        user, name = segment(self.name, obj, account.username), segment(self.name, obj, group, "group name")
+        user_key = self._identities.confirm(account, obj)
+        response = self._send(method, f"/user/{user}/group/{name}", obj)
+        # One read decides both ways: a refusal may mean "already so", and a 204 may have done
+        # nothing (a write answered success without effect, §2.5; a nested group, §2.7).
+        groups = self._reader.groups(user_key, account.username)
+        status, wanted = response.status_code, method == "PUT"
+        said = f"Confluence answered HTTP {status}"
+        if groups is None:
             raise NotFoundError(self.name, obj, f"user {account.username} does not exist ({said})")
+        if any(key(g) == key(group) for g in groups) == wanted:
+            return
+        if status < 300:
+            still = "not a member" if wanted else "a member (through a nested group? §2.7)"
+            cause = f"Confluence answered success (HTTP {status}) but the state did not change: still {still}"
+            raise ConnectorError(self.name, obj, cause)
         if wanted and not self.group_exists(group):
             raise NotFoundError(self.name, obj, f"group {group} does not exist ({said})")
         raise self._refused(response, obj)

@@ -1,18 +1,22 @@
-"""Reads of a Confluence Server / Data Center directory: version, users, group members (reference §2, §7)."""
+"""Reads of a Confluence Server / Data Center directory: version, users, group members (§2, §7).
+
+Also who a username names just before a write (``Identities``, §2.5).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import re
+import threading
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 
-from scimsync.errors import NotFoundError, ResponseError
+from scimsync.errors import ConnectorError, NotFoundError, ResponseError
 from scimsync.http import HttpClient
 from scimsync.models import Account, TargetDirectory, key
 from scimsync.secrets import redact
@@ -22,6 +26,7 @@ from scimsync.targets.jira_read import garbage, server_version
 API = "/rest/api"
 MANIFEST = "/rest/applinks/1.0/manifest"
 USER_LIST_SINCE = (8, 4)  # §2.2: GET /user/list (every user, inactive ones included) from 8.4
+EMAILS_SINCE = (10, 0)  # §2.2: emails are shown to REST callers from 10.0
 # §2.3, §2.6: 200 is the documented default and the commonly quoted maximum; the server
 # may answer with a smaller limit, which the walk then follows.
 PAGE = 200
@@ -33,9 +38,15 @@ STATUSES = {"Active": True, "Deactivated": False}
 _HTML = re.compile(r"^\s*(<!doctype\s+html|<html)", re.IGNORECASE)
 
 
-def quoted(segment: str) -> str:
-    """Quote one path segment: usernames and group names hold spaces, '@' or '+' (§2.4)."""
-    return quote(segment, safe="")
+def segment(system: str, obj: str, value: str, what: str = "username") -> str:
+    """Quote one path segment: usernames and group names hold spaces, '@' or '+' (§2.4).
+
+    '.' and '..' are refused: quote() leaves them as they are and requests removes dot
+    segments (RFC 3986 §5.2.4), so /user/../group/g would reach /group/g, another resource.
+    """
+    if value in (".", ".."):
+        raise ConnectorError(system, obj, f"a {what} of '.' or '..' cannot be addressed in a REST path")
+    return quote(value, safe="")
 
 
 def manifest_version(system: str, response: requests.Response) -> tuple[str, tuple[int, ...]]:
@@ -85,8 +96,10 @@ def _xml_fields(system: str, text: str) -> dict[str, str]:
     return {child.tag.rpartition("}")[2]: (child.text or "").strip() for child in root}
 
 
-def to_account(system: str, bean: Any, endpoint: str, groups: frozenset[str] = frozenset()) -> Account:
-    """Map a Confluence user (§2.3, read with expand=status) to an Account."""
+def to_account(
+    system: str, bean: Any, endpoint: str, groups: frozenset[str] = frozenset(), *, emails: bool
+) -> Account:
+    """Map a Confluence user (§2.3, read with expand=status) to an Account; ``emails``: keep its email."""
     if not isinstance(bean, dict) or not all(
         isinstance(bean.get(f), str) and bean[f] for f in ("userKey", "username")
     ):
@@ -98,8 +111,10 @@ def to_account(system: str, bean: Any, endpoint: str, groups: frozenset[str] = f
     return Account(
         id=bean["userKey"],
         username=bean["username"],
-        # §2.2: emails are shown to REST callers from 10.0 only [U field name "email"].
-        email=email if isinstance(email, str) and email else None,
+        # §2.2: emails are shown to REST callers from 10.0 only [U field name "email"]. One an
+        # older server sends anyway is dropped: the plan says matching by email is unavailable
+        # there, and an email the capability denies must never adopt an account.
+        email=email if emails and isinstance(email, str) and email else None,
         display_name=display if isinstance(display, str) else "",
         active=STATUSES[status],
         groups=groups,
@@ -113,8 +128,8 @@ def pages(
 
     With ``_links``, only a missing ``next`` ends the walk, whatever the page's size (a
     filtered page may be short); without ``_links`` [U], a page shorter than the limit the
-    server sent back does. A page that repeats, or a next link that does not move
-    forward, is a ResponseError: the walk would never end, or miss users.
+    server sent back does. A page that repeats, or a next link that goes back or skips
+    past the page, is a ResponseError: the walk would never end, or miss users.
     """
     label = obj or f"GET {path}"
     query: dict[str, Any] = {**(params or {}), "start": 0, "limit": PAGE}
@@ -150,6 +165,10 @@ def _next(system: str, label: str, body: dict[str, Any], start: int, size: int) 
         raise garbage(system, label, "a next link without a start")
     if int(given) <= start:
         raise garbage(system, label, f"a next link back to start={given}")
+    if int(given) > start + max(size, limit):
+        # The users between the end of this page and the link's start would go unread.
+        cause = f"a next link to start={given} skips past the page at start={start} ({size} users)"
+        raise garbage(system, label, cause)
     return int(given), limit
 
 
@@ -166,18 +185,22 @@ def unseen_usernames(seen: Iterable[Account], wanted: Iterable[tuple[str, str]])
 class ConfluenceReader:
     """The read side of ``ConfluenceTarget``: enumerates users and reads group members."""
 
-    def __init__(self, system: str, client: HttpClient) -> None:
+    def __init__(self, system: str, client: HttpClient, version: Callable[[], tuple[int, ...]]) -> None:
         self.system = system
         self._client = client
+        self._version = version  # the server's version, read once by the target
+
+    def _account(self, bean: Any, endpoint: str) -> Account:
+        return to_account(self.system, bean, endpoint, emails=self._version() >= EMAILS_SINCE)
 
     def directory(
         self,
         managed_groups: Iterable[str],
-        version: tuple[int, ...],
         progress: Progress,
         wanted: Iterable[tuple[str, str]] | None = None,
     ) -> TargetDirectory:
         """Read the users, and the members of each managed group (§7)."""
+        version = self._version()
         managed: dict[str, str] = {}
         for group in managed_groups:
             managed.setdefault(key(group), group)  # keep the configured spelling
@@ -216,7 +239,7 @@ class ConfluenceReader:
         path = f"{API}/user/list"
         for page in pages(self._client, path, params={"expand": "status"}):
             for bean in page:
-                account = to_account(self.system, bean, f"GET {path}")
+                account = self._account(bean, f"GET {path}")
                 users.setdefault(account.id, account)  # offsets shift while users come and go
             progress(f"{self.system}: users", len(users), None)
 
@@ -228,19 +251,21 @@ class ConfluenceReader:
 
     def _exact(self, username: str) -> Account | None:
         """Return the user named ``username``, or None when there is none (§2.3: 404)."""
-        return self._user({"username": username}, username)
+        return self.find(username, None)
 
-    def _user(self, who: dict[str, str], username: str) -> Account | None:
+    def find(self, username: str, account_id: str | None) -> Account | None:
+        """Read one user without its groups, by userKey when given (§2.3: one GET); None when missing."""
         path = f"{API}/user"
+        who = {"key": account_id} if account_id else {"username": username}
         try:
             bean = self._client.get_json(path, params={**who, "expand": "status"}, obj=f"user {username}")
         except NotFoundError:
             return None
-        return to_account(self.system, bean, f"GET {path}")
+        return self._account(bean, f"GET {path}")
 
     def members(self, group: str) -> list[Account] | None:
         """Return the members of ``group``; None when the group does not exist."""
-        path = f"{API}/group/{quoted(group)}/member"
+        path = f"{API}/group/{segment(self.system, f'group {group}', group, 'group name')}/member"
         beans: list[Any] = []
         try:
             for page in pages(self._client, path, params={"expand": "status"}, obj=f"group {group}"):
@@ -254,28 +279,81 @@ class ConfluenceReader:
         # §2.7: an empty list may also be how a missing group answers [U]; the group decides.
         if not beans and not self.group_exists(group):
             return None
-        return [to_account(self.system, bean, f"GET {path}") for bean in beans]
+        return [self._account(bean, f"GET {path}") for bean in beans]
 
     def account(self, username: str, account_id: str | None) -> Account | None:
         """Read one user with all its groups, by userKey when given (§2.3); None when missing."""
-        who = {"key": account_id} if account_id else {"username": username}
-        found = self._user(who, username)
+        found = self.find(username, account_id)
         if found is None:
             return None
+        groups = self.groups(found.id, found.username)
+        if groups is None:
+            return None  # deleted between the two reads
+        return dataclasses.replace(found, groups=groups)
+
+    def groups(self, user_key: str, username: str) -> frozenset[str] | None:
+        """Return the names of the groups of user ``user_key`` (§2.3 memberof); None when it is missing."""
         path, names = f"{API}/user/memberof", []
         try:
-            for page in pages(self._client, path, params={"key": found.id}, obj=f"user {found.username}"):
+            for page in pages(self._client, path, params={"key": user_key}, obj=f"user {username}"):
                 if not all(isinstance(g, dict) and isinstance(g.get("name"), str) for g in page):
                     raise garbage(self.system, f"GET {path}", "a group without 'name'")
                 names += [g["name"] for g in page]
         except NotFoundError:
-            return None  # deleted between the two reads
-        return dataclasses.replace(found, groups=frozenset(names))
+            return None
+        return frozenset(names)
 
     def group_exists(self, name: str) -> bool:
         """Tell whether group ``name`` exists (§2.7: GET /group/{groupName}, 404 when missing)."""
         try:
-            self._client.get_json(f"{API}/group/{quoted(name)}", obj=f"group {name}")
+            path = f"{API}/group/{segment(self.system, f'group {name}', name, 'group name')}"
+            self._client.get_json(path, obj=f"group {name}")
         except NotFoundError:
             return False
         return True
+
+
+class Identities:
+    """The userKey each username names, as confirmed in this run just before writing (thread-safe).
+
+    §2.5 addresses users by username only, and a name freed while a plan waits may be given to
+    someone else: before the first write on an account in this run, one GET (§2.3) checks that
+    its name still names the planned userKey. Planning reads never fill this: they may be old.
+    """
+
+    def __init__(self, reader: ConfluenceReader) -> None:
+        self._reader = reader
+        self._keys: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def confirm(self, account: Account, obj: str) -> str:
+        """Return the userKey ``account.username`` names now; refuse one that is not ``account.id``.
+
+        Without a planned userKey (a plan that never knew it: the engine plans every write on
+        an existing account with one), the user must exist and is taken as it is.
+        """
+        with self._lock:
+            known = self._keys.get(key(account.username))
+        if known is not None and (known == account.id or not account.id):
+            return known
+        found = self._reader.find(account.username, None)
+        system = self._reader.system
+        if found is None:
+            cause = f"no user is named {account.username} any more; nothing was written: plan again"
+            raise NotFoundError(system, obj, cause)
+        if account.id and found.id != account.id:
+            cause = (
+                f"the username now belongs to another account (userKey {found.id}, planned "
+                f"{account.id}); nothing was written: plan again"
+            )
+            raise ConnectorError(system, obj, cause)
+        self.note(account.username, found.id)
+        return found.id
+
+    def note(self, username: str, user_key: str | None) -> None:
+        """Note that ``username`` names ``user_key`` (made or confirmed now); None forgets it."""
+        with self._lock:
+            if user_key is None:
+                self._keys.pop(key(username), None)
+            else:
+                self._keys[key(username)] = user_key

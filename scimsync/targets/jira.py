@@ -23,6 +23,14 @@ FIELDS = {"email": "emailAddress", "display_name": "displayName", "username": "n
 # Refusals of a write that concern this one object (§1.5 steps 3-5, §1.10), classified alike.
 REFUSALS = (400, 403)
 _READ_ONLY = re.compile(r"read[-\s._]?only", re.IGNORECASE)
+# A name quoted in an error message ('readonly.kim', "read-only team"): an apostrophe inside a
+# word (can't, user's) neither opens nor closes one.
+_QUOTED = re.compile(r"(?<!\w)'[^']*'(?!\w)|(?<!\w)\"[^\"]*\"(?!\w)")
+
+
+def unquoted(message: str) -> str:
+    """Return an error message without the names it quotes, so only its own wording is matched."""
+    return _QUOTED.sub("", message)
 
 
 def _messages(response: requests.Response) -> list[str]:
@@ -173,7 +181,9 @@ class JiraTarget:
         """Return the error for a write Jira refused (400, 403, 404 with its error body)."""
         status, message = response.status_code, parse_error(response)
         cause = redact(f"HTTP {status} {HTTPStatus(status).phrase}: {message}")
-        if _READ_ONLY.search(message):  # §1.5 step 3, §1.12: a read-only (LDAP) directory
+        # §1.5 step 3, §1.12: a read-only (LDAP) directory refuses with a 400 or a 403; a 404
+        # (or a name echoed in the message, 'readonly.kim') says nothing about the directory.
+        if status in REFUSALS and _READ_ONLY.search(unquoted(message)):
             return NotManageableError(self.name, obj, cause, status=status)
         return (NotFoundError if status == 404 else ConnectorError)(self.name, obj, cause, status=status)
 
