@@ -245,7 +245,10 @@ class _TargetRun:
         if kind is OpKind.CREATE_USER:
             values = {c.field: c.new or "" for c in op.changes}
             return self.target.create_user(
-                values.get("username", op.account), values.get("email", ""), values.get("display_name", "")
+                values.get("username", op.account),
+                values.get("email", ""),
+                values.get("display_name", ""),
+                external_id=op.source_id,
             )
         if account is None:
             raise ConnectorError(self.plan.target, f"user {op.account}", "the account does not exist")

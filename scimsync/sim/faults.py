@@ -36,6 +36,7 @@ def jira_error_body(status: int) -> dict[str, Any]:
 
 
 JIRA_RATE_LIMITED = {"errorMessages": ["Rate limit exceeded."], "errors": {}}
+JSON_TYPE = "application/json;charset=UTF-8"
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,16 @@ class Faults:
         log: RequestLog | None = None,
         error_body: ErrorBody = jira_error_body,
         rate_limit_body: dict[str, Any] | None = None,
+        content_type: str = JSON_TYPE,
+        quota_headers: bool = True,
     ) -> None:
         self.app = app
         self.log = log if log is not None else RequestLog()
         self.latency = 0.0
         self._error_body = error_body
+        self._content_type = content_type
+        # False: a 429 carries only Retry-After (Atlassian Cloud SCIM publishes no quota headers, §3.9).
+        self._quota_headers = quota_headers
         # The product's own 429 body (another shape than Jira's for Confluence, §2.8).
         self._rate_limit_body = rate_limit_body if rate_limit_body is not None else JIRA_RATE_LIMITED
         self._lock = threading.Lock()
@@ -158,13 +164,17 @@ class Faults:
         fill_rate: int = 10,
         interval: int = 1,
     ) -> None:
-        """Answer the next ``count`` requests 429 with the five Atlassian headers (§1.11)."""
+        """Answer the next ``count`` requests 429 with the five §1.11 headers (or only Retry-After)."""
         headers = (
-            ("X-RateLimit-Limit", str(limit)),
-            ("X-RateLimit-Remaining", "0"),
-            ("X-RateLimit-Interval-Seconds", str(interval)),
-            ("X-RateLimit-FillRate", str(fill_rate)),
-            ("retry-after", str(retry_after)),
+            (
+                ("X-RateLimit-Limit", str(limit)),
+                ("X-RateLimit-Remaining", "0"),
+                ("X-RateLimit-Interval-Seconds", str(interval)),
+                ("X-RateLimit-FillRate", str(fill_rate)),
+                ("retry-after", str(retry_after)),
+            )
+            if self._quota_headers
+            else (("Retry-After", str(retry_after)),)
         )
         body = copy.deepcopy(self._rate_limit_body)
         self._add(_Rule("respond", count, _upper(method), path, 429, body, headers))
@@ -226,7 +236,7 @@ class Faults:
         if rule is not None and rule.kind == "respond":
             record(rule.status)
             body_out = rule.body if rule.body is not None else self._error_body(rule.status)
-            return _respond(start_response, rule, body_out)
+            return _respond(start_response, rule, body_out, self._content_type)
 
         captured: list[str] = []
 
@@ -279,9 +289,11 @@ def _discard(captured: list[str]) -> StartResponse:
     return start
 
 
-def _respond(start_response: StartResponse, rule: _Rule, body: dict[str, Any]) -> list[bytes]:
+def _respond(
+    start_response: StartResponse, rule: _Rule, body: dict[str, Any], content_type: str
+) -> list[bytes]:
     payload = json.dumps(body).encode()
-    headers = [("Content-Type", "application/json;charset=UTF-8"), ("Content-Length", str(len(payload)))]
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
     start_response(f"{rule.status} {_reason(rule.status)}", [*headers, *rule.headers])
     return [payload]
 

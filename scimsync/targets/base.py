@@ -57,8 +57,14 @@ class Target(Protocol):
         """Tell whether group ``name`` exists."""
         ...
 
-    def create_user(self, username: str, email: str, display_name: str) -> Account:
-        """Create an active account; no notification email is sent."""
+    def create_user(
+        self, username: str, email: str, display_name: str, *, external_id: str | None = None
+    ) -> Account:
+        """Create an active account; no notification email is sent.
+
+        ``external_id`` is the source user's id: SCIM-based targets store it as the
+        account's ``externalId`` (their owner marker, SPEC §5); server targets ignore it.
+        """
         ...
 
     def update_user(self, account: Account, fields: dict[str, str]) -> None:

@@ -202,8 +202,11 @@ class ConfluenceTarget:
         """Return the error for a write Confluence refused with a §2.8 error body."""
         return refusal(self.name, response, obj)
 
-    def create_user(self, username: str, email: str, display_name: str) -> Account:
+    def create_user(
+        self, username: str, email: str, display_name: str, *, external_id: str | None = None
+    ) -> Account:
         """Create an active user with a random password it never learns (SSO); no email is sent (§2.4)."""
+        del external_id  # the owner marker here is a group (SPEC §5)
         name = username.lower()  # §2.4: no upper-case letters
         obj = f"user {name}"
         self._require(self.capabilities().create_user, "create users", obj)

@@ -197,8 +197,11 @@ class JiraTarget:
             raise self._refused(response, obj)
         return response
 
-    def create_user(self, username: str, email: str, display_name: str) -> Account:
+    def create_user(
+        self, username: str, email: str, display_name: str, *, external_id: str | None = None
+    ) -> Account:
         """Create an active user; Jira picks a random password and sends no email (§1.3)."""
+        del external_id  # the owner marker here is a group (SPEC §5)
         # §1.3: no password -> a random one; notification is a string in the schema.
         # applicationKeys [] grants no product access by itself: left out, Jira would put the
         # user into its default roles' default groups, memberships the plan never showed
