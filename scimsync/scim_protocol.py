@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -24,6 +24,9 @@ MEDIA_TYPE = "application/scim+json"
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 DEFAULT_PAGE_SIZE = 100  # idp §0: without a filter.maxResults, ask for 100 (Atlassian's cap too, §3.4)
 SERVICE_PROVIDER_CONFIG = "/ServiceProviderConfig"
 
@@ -113,6 +116,40 @@ def eq_filter(attribute: str, value: str) -> str:
     return f"{attribute} eq {filter_value(value)}"
 
 
+def value_path(attribute: str, sub_attribute: str, value: str) -> str:
+    """Return the value path ``attribute[sub eq "value"]``, e.g. ``members[value eq "2819c223"]`` (§3.5.2)."""
+    if not _ATTRIBUTE.fullmatch(attribute):
+        raise ValueError(f"not a SCIM attribute path: {attribute!r}")
+    return f"{attribute}[{eq_filter(sub_attribute, value)}]"
+
+
+# --- resources ------------------------------------------------------------------------
+
+
+def choose_email(emails: Any) -> str:
+    """Return the primary email, else the first of type work, else the first ("" if none).
+
+    RFC 7643 §2.4: "primary" is true for at most one value; more than one, or values
+    that are not objects with a string ``value``, raise ValueError naming the problem.
+    """
+    if emails is None:
+        return ""
+    if not isinstance(emails, list) or not all(isinstance(e, dict) for e in emails):
+        raise ValueError("emails is not a list of objects")
+    if any(not isinstance(e.get("value", ""), str) for e in emails):
+        raise ValueError("an email's value is not a string")
+    values = [e for e in emails if e.get("value")]
+    if any(not isinstance(e.get("primary", False), bool) for e in values):
+        raise ValueError("an email's primary is not true or false")
+    primary = [e for e in values if e.get("primary") is True]
+    if len(primary) > 1:
+        # Guessing could switch the account to another person's address.
+        raise ValueError(f"{len(primary)} emails are marked primary")
+    work = [e for e in values if str(e.get("type") or "").lower() == "work"]
+    chosen = (primary or work or values or [{"value": ""}])[0]
+    return str(chosen["value"])
+
+
 # --- discovery ------------------------------------------------------------------------
 
 
@@ -122,6 +159,11 @@ class ServiceConfig:
 
     max_results: int | None = None  # filter.maxResults: the most resources one response holds
     auth_schemes: tuple[str, ...] = ()  # authenticationSchemes[].type, e.g. "oauthbearertoken"
+    # The `supported` flags of the features (RFC 7643 §5); None where the service says nothing.
+    patch: bool | None = None
+    filtering: bool | None = None
+    bulk: bool | None = None
+    etag: bool | None = None
 
 
 def read_service_config(client: HttpClient) -> ServiceConfig | None:
@@ -153,7 +195,21 @@ def read_service_config(client: HttpClient) -> ServiceConfig | None:
         for s in (schemes if isinstance(schemes, list) else [])
         if isinstance(s, dict) and s.get("type")
     )
-    return ServiceConfig(max_results=limit, auth_schemes=types)
+    return ServiceConfig(
+        max_results=limit,
+        auth_schemes=types,
+        patch=_supported(body, "patch"),
+        filtering=_supported(body, "filter"),
+        bulk=_supported(body, "bulk"),
+        etag=_supported(body, "etag"),
+    )
+
+
+def _supported(body: dict[str, Any], feature: str) -> bool | None:
+    """Return ``feature.supported`` when it is true or false; None when absent or not a boolean."""
+    section = body.get(feature)
+    flag = section.get("supported") if isinstance(section, dict) else None
+    return flag if isinstance(flag, bool) else None
 
 
 def page_size(service: ServiceConfig | None, wanted: int | None = None) -> int:
@@ -195,20 +251,22 @@ def read_list(
     count: int,
     noun: str = "resource",
     progress: PageProgress | None = None,
+    query: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Read every resource of a list (``/Users``, ``/Groups``) or raise; never return part of it.
 
-    A ``totalResults`` that changes during the read restarts it once; a second change
-    is a ResponseError naming the list, as is every integrity failure of ``_ListRead``.
+    ``query`` goes with every page (a ``filter``). A ``totalResults`` that changes during
+    the read restarts it once; a second change is a ResponseError naming the list, as is
+    every integrity failure of ``_ListRead``.
     """
     try:
-        return _ListRead(client, path, count, noun, progress).run()
+        return _ListRead(client, path, count, noun, progress, query).run()
     except _TotalChangedError as moved:
         log.warning(
             "%s: %s totalResults changed during the read (%s); reading it again", client.system, path, moved
         )
     try:
-        return _ListRead(client, path, count, noun, progress).run()
+        return _ListRead(client, path, count, noun, progress, query).run()
     except _TotalChangedError as again:
         cause = (
             f"totalResults changed while reading, twice ({again}): the directory is changing; run again later"
@@ -235,10 +293,17 @@ class _ListRead:
     """
 
     def __init__(
-        self, client: HttpClient, path: str, count: int, noun: str, progress: PageProgress | None
+        self,
+        client: HttpClient,
+        path: str,
+        count: int,
+        noun: str,
+        progress: PageProgress | None,
+        query: Mapping[str, str] | None = None,
     ) -> None:
         self.client, self.path, self.count, self.noun = client, path, max(1, count), noun
         self.progress = progress
+        self.query = dict(query or {})
         self.items: list[dict[str, Any]] = []
         self.seen: dict[str, int] = {}  # resource id -> startIndex of the page it came in
         self.position = 1
@@ -262,7 +327,8 @@ class _ListRead:
 
     def fetch(self, start: int) -> Page:
         label = page_label(self.path, start)
-        body = self.client.get_json(self.path, params={"startIndex": start, "count": self.count}, obj=label)
+        params = {**self.query, "startIndex": start, "count": self.count}
+        body = self.client.get_json(self.path, params=params, obj=label)
         return parse_page(self.client.system, label, body, start)
 
     def accept(self, page: Page) -> None:

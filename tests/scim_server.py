@@ -3,7 +3,9 @@
 ``running_scim_server`` starts it as a subprocess with ``--bearer-token``, waits for the
 line it prints once its socket listens, and stops it on exit. Its access log (one line
 per request, from wsgiref on stderr) goes to a file, so tests can see which pages were
-asked for.
+asked for. ``ScimServer.clear`` empties it, so that one server can serve several tests.
+``ScimProxy`` (a WSGI app, served with scimsync.sim.server.SimServer) stands in front of
+it and answers chosen pages with an error status instead.
 """
 
 from __future__ import annotations
@@ -16,14 +18,23 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
+
+from scimsync.scim_protocol import ERROR
+from scimsync.sim.faults import LoggedRequest, RequestLog
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 SCIM_JSON = "application/scim+json"
 _READY = re.compile(r"Serving SCIM on ")
@@ -49,14 +60,21 @@ class ScimServer:
         """Replace a resource; return what the server answered."""
         return self._send("PUT", path, body, 200)
 
-    def _send(self, method: str, path: str, body: Mapping[str, Any], expected: int) -> dict[str, Any]:
+    def clear(self) -> None:
+        """Delete every group, then every user."""
+        for path in ("/Groups", "/Users"):
+            # The service's default maxResults (1000) holds any directory a test seeds.
+            listing = self._send("GET", f"{path}?count=1000", None, 200)
+            for resource in listing.get("Resources") or []:
+                self._send("DELETE", f"{path}/{resource['id']}", None, 204)
+
+    def _send(self, method: str, path: str, body: Mapping[str, Any] | None, expected: int) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": SCIM_JSON, "Accept": SCIM_JSON}
-        response = requests.request(
-            method, self.url + path, data=json.dumps(body).encode(), headers=headers, timeout=10
-        )
+        data = None if body is None else json.dumps(body).encode()
+        response = requests.request(method, self.url + path, data=data, headers=headers, timeout=10)
         if response.status_code != expected:
             raise AssertionError(f"{method} {path}: HTTP {response.status_code}: {response.text[:300]}")
-        answer: dict[str, Any] = response.json()
+        answer: dict[str, Any] = response.json() if response.content else {}
         return answer
 
     def requested(self, method: str = "GET") -> list[str]:
@@ -77,6 +95,91 @@ class ScimServer:
                 text = self.log_path.read_text(encoding="utf-8", errors="replace")
                 return [m.group(1) for m in pattern.finditer(text) if "log-marker=" not in m.group(1)]
             time.sleep(0.01)
+
+
+@dataclass
+class _PageFault:
+    status: int
+    times: int | None  # None: every time
+    retry_after: int | None
+
+
+class ScimProxy:
+    """A WSGI app that forwards every request to scim2-server, except the pages told to fail.
+
+    A page is a list path (``/v2/Users``) and a ``startIndex``; its injected answers carry a
+    SCIM error body, and ``Retry-After`` when asked (idp-apis §6.4: no rate-limit mechanism
+    in the RFC, services answer 429 + Retry-After).
+    """
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.log = RequestLog()
+        self._lock = threading.Lock()
+        self._faults: dict[tuple[str, str], _PageFault] = {}
+
+    def fail(
+        self, path: str, start: int, status: int, *, times: int | None = None, retry_after: int | None = None
+    ) -> None:
+        """Answer the page at ``start`` of ``path`` with ``status``, ``times`` times (None: always)."""
+        with self._lock:
+            self._faults[(path, str(start))] = _PageFault(status, times, retry_after)
+
+    def statuses(self, path: str, start: int) -> list[int]:
+        """Return what the page at ``start`` of ``path`` was answered, in order."""
+        return [
+            e.status for e in self.log.entries if (e.path, e.query.get("startIndex")) == (path, str(start))
+        ]
+
+    def _take(self, path: str, start: str | None) -> _PageFault | None:
+        with self._lock:
+            fault = self._faults.get((path, start or ""))
+            if fault is None or fault.times == 0:
+                return None
+            if fault.times is not None:
+                fault.times -= 1
+            return fault
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Answer one request: injected, or forwarded to scim2-server."""
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/")
+        query = environ.get("QUERY_STRING", "")
+        params = dict(parse_qsl(query))
+        fault = self._take(path, params.get("startIndex"))
+        if fault is not None:
+            status, headers, content = self._injected(fault)
+        else:
+            status, headers, content = self._forward(environ, method, path, query)
+        self.log.append(LoggedRequest(method, path, params, status, None))
+        start_response(
+            f"{status} {HTTPStatus(status).phrase}", [*headers, ("Content-Length", str(len(content)))]
+        )
+        return [content]
+
+    @staticmethod
+    def _injected(fault: _PageFault) -> tuple[int, list[tuple[str, str]], bytes]:
+        body = {"schemas": [ERROR], "status": str(fault.status), "detail": "injected by the test proxy"}
+        headers = [("Content-Type", SCIM_JSON)]
+        if fault.retry_after is not None:
+            headers.append(("Retry-After", str(fault.retry_after)))
+        return fault.status, headers, json.dumps(body).encode()
+
+    def _forward(
+        self, environ: WSGIEnvironment, method: str, path: str, query: str
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        names = {
+            "HTTP_AUTHORIZATION": "Authorization",
+            "HTTP_ACCEPT": "Accept",
+            "CONTENT_TYPE": "Content-Type",
+        }
+        headers = {name: environ[key] for key, name in names.items() if environ.get(key)}
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else None
+        url = f"{self.origin}{path}" + (f"?{query}" if query else "")
+        answer = requests.request(method, url, headers=headers, data=body, timeout=10, allow_redirects=False)
+        kept = [(k, v) for k, v in answer.headers.items() if k.lower() in ("content-type", "retry-after")]
+        return answer.status_code, kept, answer.content
 
 
 def _command() -> list[str]:

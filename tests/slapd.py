@@ -8,6 +8,10 @@ with a CA and a server certificate (for 127.0.0.1 only) made by the ``openssl`` 
 At the end it stops slapd and removes the folder.
 
 Use it from a test module with ``from slapd import slapd_fixture`` and a ``slapd`` argument.
+Tests that need entries of their own add them under a fresh OU with ``fresh_ou`` and
+``add_entries`` (as the rootDN, the one account that may write), so they never meet
+another test's entries. ``CAPPED_DN`` binds with a paged-search total of
+``CAPPED_ENTRIES``: its searches fail part way through a larger subtree.
 Without slapd installed the tests that use it skip with a loud reason, unless
 SCIMSYNC_REQUIRE_SLAPD=1 (CI sets it): then they fail. Without ``openssl`` only the TLS
 tests skip (``Slapd.ldaps_url`` is None). Installed but failing to start is always a failure.
@@ -21,12 +25,14 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+from scimsync.sources.ldap_lib import ldap3
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
@@ -40,6 +46,11 @@ SERVICE_DN = f"cn=scimsync,ou=services,{SUFFIX}"
 SERVICE_PASSWORD = "sync-Secret-42"
 LIMITED_DN = f"cn=limited,ou=services,{SUFFIX}"
 LIMITED_PASSWORD = "limited-Secret-42"
+ADMIN_DN = f"cn=admin,{SUFFIX}"  # the rootDN: bypasses the access rules, so it seeds entries
+ADMIN_PASSWORD = "admin-Secret-42"
+CAPPED_DN = f"cn=capped,ou=services,{SUFFIX}"
+CAPPED_PASSWORD = "capped-Secret-42"
+CAPPED_ENTRIES = 30  # olcLimits size.prtotal of CAPPED_DN: a paged search stops after 30 entries
 SIZE_LIMIT = 500
 BULK_USERS = 614  # + the 6 users of example.ldif = 620, past the size limit
 ELSEWHERE = "ldap://ldap.elsewhere.test/"  # the default referral, for bases slapd does not hold
@@ -61,7 +72,7 @@ def bulk_uuid(i: int) -> str:
 
 
 def bulk_ldif() -> str:
-    """Return the generated users bulk000... and the group bulk-even (the even ones)."""
+    """Return the generated users bulk000..., the group bulk-even (the even ones) and CAPPED_DN."""
     users = [
         f"dn: uid=bulk{i:03d},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\n"
         f"entryUUID: {bulk_uuid(i)}\nuid: bulk{i:03d}\ncn: Bulk User {i}\ngivenName: Bulk\n"
@@ -73,7 +84,11 @@ def bulk_ldif() -> str:
         f"dn: cn=bulk-even,ou=groups,{SUFFIX}\nobjectClass: groupOfNames\n"
         f"entryUUID: 22222222-0000-4000-8000-000000000099\ncn: bulk-even\n{members}"
     )
-    return "\n".join([*users, group])
+    capped = (
+        f"dn: {CAPPED_DN}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\n"
+        f"cn: capped\nuserPassword: {CAPPED_PASSWORD}\n"
+    )
+    return "\n".join([*users, group, capped])
 
 
 def _first_existing(paths: tuple[Path, ...], probe: str) -> Path | None:
@@ -88,7 +103,7 @@ objectClass: olcMdbConfig
 olcDatabase: {{{index}}}mdb
 olcSuffix: {suffix}
 olcRootDN: cn=admin,{suffix}
-olcRootPW: admin-Secret-42
+olcRootPW: {ADMIN_PASSWORD}
 olcDbDirectory: {folder}
 olcDbMaxSize: 67108864
 {access}{extra}"""
@@ -116,7 +131,10 @@ def config_ldif(folder: Path, schemas: Path, modules: Path | None, tls: bool) ->
     includes = "".join(
         f"include: file://{schemas / name}.ldif\n" for name in ("core", "cosine", "inetorgperson", "nis")
     )
-    limits = f'olcLimits: dn.exact="{SERVICE_DN}" size.prtotal=unlimited\n'
+    limits = (
+        f'olcLimits: dn.exact="{SERVICE_DN}" size.prtotal=unlimited\n'
+        f'olcLimits: dn.exact="{CAPPED_DN}" size.prtotal={CAPPED_ENTRIES}\n'
+    )
     return f"""dn: cn=config
 objectClass: olcGlobal
 cn: config
@@ -259,6 +277,32 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+Attributes = Mapping[str, str | Sequence[str]]
+
+
+def add_entries(server: Slapd, entries: Iterable[tuple[str, Attributes]]) -> None:
+    """Add entries (DN, attributes with their objectClass) as the rootDN, in order."""
+    connection = ldap3.Connection(
+        ldap3.Server("127.0.0.1", port=int(server.url.rsplit(":", 1)[1])),
+        user=ADMIN_DN,
+        password=ADMIN_PASSWORD,
+        auto_bind=True,
+    )
+    try:
+        for dn, attributes in entries:
+            if not connection.add(dn, attributes=dict(attributes)):
+                raise RuntimeError(f"adding {dn} failed: {connection.result}")
+    finally:
+        connection.unbind()
+
+
+def fresh_ou(server: Slapd, name: str) -> str:
+    """Create ``ou=<name>`` under SUFFIX and return its DN, a base no other test uses."""
+    dn = f"ou={name},{SUFFIX}"
+    add_entries(server, [(dn, {"objectClass": "organizationalUnit", "ou": name})])
+    return dn
 
 
 def _unavailable(reason: str) -> NoReturn:

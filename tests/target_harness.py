@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from scimsync.sim.atlassian_cloud import AtlassianCloudSim
 from scimsync.sim.confluence import ConfluenceSim
 from scimsync.sim.faults import Faults, RequestLog
 from scimsync.sim.jira import JiraSim
@@ -30,6 +31,11 @@ class Seen:
     display_name: str
     active: bool
     groups: frozenset[str]
+    external_id: str | None = None
+
+    def owned(self) -> bool:
+        """Tell whether the account carries scimsync's owner marker (SPEC §5)."""
+        return OWNER_GROUP in self.groups or bool(self.external_id)
 
 
 class TargetHarness(Protocol):
@@ -45,6 +51,9 @@ class TargetHarness(Protocol):
     deletes: bool  # whether this version can delete a user
     creates: bool  # whether this version can create a user
     default_group: str  # a group every provisioned user gets (default_groups)
+    read_only_users: bool  # whether the product has accounts of a read-only directory
+    marker: str  # the owner marker: "group" (server/DC) or "external_id" (SCIM, SPEC §5)
+    membership_write: tuple[str, str]  # (method, path) of a membership change, for faults
 
     def seed_user(
         self,
@@ -55,8 +64,13 @@ class TargetHarness(Protocol):
         active: bool = True,
         groups: Iterable[str] = (),
         read_only: bool = False,
+        owned_by: str | None = None,
     ) -> None:
-        """Create an account by hand (as an admin or an LDAP sync would)."""
+        """Create an account by hand (as an admin or an LDAP sync would).
+
+        ``owned_by`` (a source user id): give it scimsync's owner marker, as if scimsync had
+        created it for that person: the owner group, or the externalId on SCIM targets.
+        """
         ...
 
     def seed_group(self, name: str) -> None:
@@ -83,6 +97,9 @@ class JiraHarness:
     default_group = "jira-software-users"
     deletes = True
     creates = True
+    read_only_users = True
+    marker = "group"
+    membership_write = ("POST", "/rest/api/2/group/user")
     update_fields = frozenset({"email", "display_name", "username"})
 
     def __init__(self, version: str, url: str, sim: JiraSim) -> None:
@@ -103,9 +120,13 @@ class JiraHarness:
         active: bool = True,
         groups: Iterable[str] = (),
         read_only: bool = False,
+        owned_by: str | None = None,
     ) -> None:
         """Create an account directly in the simulator."""
-        self.sim.add_user(username, email, display_name, active=active, groups=groups, read_only=read_only)
+        marker = [OWNER_GROUP] if owned_by else []
+        self.sim.add_user(
+            username, email, display_name, active=active, groups=[*groups, *marker], read_only=read_only
+        )
 
     def seed_group(self, name: str) -> None:
         """Create an empty group."""
@@ -141,6 +162,9 @@ class ConfluenceHarness:
 
     type = "confluence"
     default_group = "confluence-users"
+    read_only_users = True
+    marker = "group"
+    membership_write = ("PUT", "/rest/api/user")
 
     def __init__(self, version: str, url: str, sim: ConfluenceSim) -> None:
         self.label = f"confluence-{version}"
@@ -164,9 +188,13 @@ class ConfluenceHarness:
         active: bool = True,
         groups: Iterable[str] = (),
         read_only: bool = False,
+        owned_by: str | None = None,
     ) -> None:
         """Create an account directly in the simulator."""
-        self.sim.add_user(username, email, display_name, active=active, groups=groups, read_only=read_only)
+        marker = [OWNER_GROUP] if owned_by else []
+        self.sim.add_user(
+            username, email, display_name, active=active, groups=[*groups, *marker], read_only=read_only
+        )
 
     def seed_group(self, name: str) -> None:
         """Create an empty group."""
@@ -197,7 +225,80 @@ def confluence_harness(version: str) -> Iterator[TargetHarness]:
         yield ConfluenceHarness(version, server.url, sim)
 
 
+class CloudHarness:
+    """The Atlassian Cloud user-provisioning simulator, read as `atlassian-cloud` or as plain `scim`."""
+
+    default_group = "atlassian-users"
+    read_only_users = False
+    marker = "external_id"
+    creates = True
+    deletes = True
+    update_fields = frozenset({"email", "display_name", "username"})
+    many = 260  # pages of at most 100 (reference §3.4)
+
+    def __init__(self, kind: str, url: str, sim: AtlassianCloudSim) -> None:
+        self.label = kind
+        self.type = kind
+        self.url = url
+        self.sim = sim
+        self.log = sim.log
+        self.faults = sim.faults
+        self.membership_write = ("PATCH", f"{sim.base_path}/Groups")
+        sim.add_group(self.default_group)
+
+    def seed_user(
+        self,
+        username: str,
+        email: str,
+        display_name: str,
+        *,
+        active: bool = True,
+        groups: Iterable[str] = (),
+        read_only: bool = False,
+        owned_by: str | None = None,
+    ) -> None:
+        """Create a user directly in the simulated directory."""
+        if read_only:
+            raise ValueError("Atlassian Cloud has no read-only directory")
+        for group in groups:
+            if group.lower() not in {g.lower() for g in self.sim.group_names()}:
+                self.sim.add_group(group)
+        self.sim.add_user(username, email, display_name, active=active, external_id=owned_by, groups=groups)
+
+    def seed_group(self, name: str) -> None:
+        """Create an empty group."""
+        self.sim.add_group(name)
+
+    def account(self, username: str) -> Seen | None:
+        """Read a user back from the simulator."""
+        user = self.sim.user(username)
+        if user is None or self.sim.directory.live_user(user["id"]) is None:
+            return None  # §3.6: a deleted record answers 404 from then on
+        groups = frozenset(g.lower() for g in user["groups"])
+        return Seen(
+            user["userName"], user["email"], user["display_name"], user["active"], groups, user["external_id"]
+        )
+
+    def members(self, group: str) -> set[str]:
+        """Return a group's members."""
+        return {m.lower() for m in self.sim.members(group)}
+
+    def config_block(self) -> dict[str, Any]:
+        """Return the target's config keys (the directory API key, §3.1)."""
+        return {"type": self.type, "url": self.url, "token": "contract-cloud-key"}
+
+
+@contextmanager
+def cloud_harness(kind: str) -> Iterator[TargetHarness]:
+    """Start an Atlassian Cloud directory simulator and yield its harness."""
+    sim = AtlassianCloudSim(token="contract-cloud-key")
+    with SimServer(sim.app) as server:
+        yield CloudHarness(kind, server.url + sim.base_path, sim)
+
+
 HARNESSES = {
+    "atlassian-cloud": lambda: cloud_harness("atlassian-cloud"),
+    "scim-on-cloud-sim": lambda: cloud_harness("scim"),
     "confluence-8.2.0": lambda: confluence_harness("8.2.0"),
     "confluence-8.5.6": lambda: confluence_harness("8.5.6"),
     "confluence-9.4.0": lambda: confluence_harness("9.4.0"),

@@ -194,12 +194,14 @@ def test_version() -> None:
 
 
 def test_unavailable_connector_type_fails_validate(world: World) -> None:
-    edit_config(world, "type: jira", "type: scim")
+    edit_config(
+        world, "  type: file\n  path: people.csv", "  type: okta\n  url: https://acme.okta.com\n  token: t"
+    )
     result = world.run("validate")
     assert result.exit_code == 1
     assert result.stderr == (
-        f"error: config {world.config}: targets.jira.type: 'scim' is not available in this version "
-        "(available: confluence, jira)\n"
+        f"error: config {world.config}: source.type: 'okta' is not available in this version "
+        "(available: file, ldap, scim)\n"
     )
 
 

@@ -953,7 +953,9 @@ def test_parse_error_joins_messages_and_field_errors() -> None:
 
 
 def test_registry_and_build_target() -> None:
-    assert implemented_target_types() == {"jira", "confluence"} == set(TARGET_TYPES)
+    assert (
+        implemented_target_types() == {"jira", "confluence", "atlassian-cloud", "scim"} == set(TARGET_TYPES)
+    )
     config = TargetConfig.model_validate({"type": "jira", "url": BASE, "token": "pat-0123456789"})
     target = build_target("jira", config, HttpSettings())
     assert isinstance(target, JiraTarget) and target.name == "jira"
@@ -961,10 +963,12 @@ def test_registry_and_build_target() -> None:
     other = TargetConfig.model_validate(
         {"type": "scim", "url": BASE, "username": "bot", "password": "password-value"}
     )
+    crowd = other.model_copy(update={"type": "crowd"})  # a type a newer config may name
     with pytest.raises(ConfigError) as err:
-        build_target("app", other, HttpSettings())
+        build_target("app", crowd, HttpSettings())
     assert err.value.problems == [
-        "targets.app.type: 'scim' is not available in this version (available: confluence, jira)"
+        "targets.app.type: 'crowd' is not available in this version "
+        "(available: atlassian-cloud, confluence, jira, scim)"
     ]
 
 

@@ -1,0 +1,149 @@
+"""How the SCIM-based targets send writes: refusals as one line, PATCH or read-change-PUT, memberships.
+
+RFC 7644 §3.5.2 makes PATCH optional: a service that announces no PATCH, or answers
+one with 501 or 405, gets the resource read, changed and PUT back whole instead
+(reference §3.5: PUT clears what it leaves out), for the rest of the run.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import requests
+
+from scimsync.errors import ConnectorError, NotFoundError, ResponseError
+from scimsync.http import ErrorParser, HttpClient
+from scimsync.models import Account
+from scimsync.scim_protocol import read_error
+from scimsync.secrets import redact
+from scimsync.targets.scim_read import ScimReader, auth_error, json_body, resource_path
+from scimsync.targets.scim_resources import member_add, member_remove, replaced
+
+log = logging.getLogger("scimsync.targets.scim")
+
+# Refusals that concern the one object written (RFC 7644 §3.12), answered with an error body.
+REFUSALS = (400, 404, 409)
+# A PATCH the service does not implement after all (RFC 7644 §3.5.2: PATCH is optional).
+NO_PATCH = (405, 501)
+OK = (200, 201, 204)
+
+# Builds the PUT body from the resource read; None when the resource is already as wanted.
+Change = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+class ScimWriter:
+    """Send the writes of one SCIM target and turn refusals into errors naming the object."""
+
+    def __init__(self, system: str, client: HttpClient, reader: ScimReader, parse: ErrorParser) -> None:
+        self.system, self.client, self.reader, self.parse = system, client, reader, parse
+        self._lock = threading.Lock()
+        self._put: bool | None = None  # None: decided from /ServiceProviderConfig at the first write
+
+    def send(
+        self, method: str, path: str, obj: str, body: Any = None, *, also: Iterable[int] = ()
+    ) -> requests.Response:
+        """Send one write; return the response when it succeeded or was refused (``REFUSALS``, ``also``)."""
+        ok = (*OK, *REFUSALS, *also, 401, 403)
+        response = self.client.request(method, path, json=body, ok=ok, obj=obj)
+        if response.status_code in (401, 403):
+            raise auth_error(self.system, response, obj, self.parse)
+        return response
+
+    def refused(self, response: requests.Response, obj: str) -> ConnectorError:
+        """Return the error for a refused write: one line with the scimType and the detail."""
+        status = response.status_code
+        cause = redact(f"HTTP {status} {http.HTTPStatus(status).phrase}: {self.parse(response)}")
+        if read_error(json_body(response)) is None:
+            # Not a SCIM error body (an HTML page from a proxy): nothing says what happened.
+            return ResponseError(self.system, obj, cause, status=status)
+        return (NotFoundError if status == 404 else ConnectorError)(self.system, obj, cause, status=status)
+
+    def done(self, response: requests.Response | None, obj: str) -> None:
+        """Raise the refusal unless the write succeeded (None: nothing was to be done)."""
+        if response is not None and response.status_code >= 300:
+            raise self.refused(response, obj)
+
+    def modify(self, path: str, obj: str, patch: dict[str, Any], change: Change) -> requests.Response | None:
+        """PATCH ``path``; where PATCH is unsupported, GET it, ``change`` it and PUT it back."""
+        if not self._uses_put():
+            response = self.send("PATCH", path, obj, patch, also=NO_PATCH)
+            if response.status_code not in NO_PATCH:
+                return response
+            self._give_up_patch(response.status_code)
+        resource = self.reader.get(path, obj)
+        if resource is None:
+            raise NotFoundError(self.system, obj, "it does not exist (any more)", status=404)
+        body = change(resource)
+        # [U] No If-Match (the HTTP layer sends no per-request headers): a change made
+        # by someone else between this GET and the PUT is overwritten.
+        return None if body is None else self.send("PUT", path, obj, body)
+
+    def _uses_put(self) -> bool:
+        if self._put is None:
+            patch = self.reader.features().patch
+            with self._lock:
+                if self._put is None:
+                    self._put = patch is False
+        return bool(self._put)
+
+    def _give_up_patch(self, status: int) -> None:
+        with self._lock:
+            if self._put:
+                return
+            self._put = True
+        log.warning(
+            "%s: PATCH answered HTTP %d: using PUT (read, change, write back) for the rest of this run",
+            self.system,
+            status,
+        )
+
+    def change_user(self, account: Account, patch: dict[str, Any], changes: dict[str, Any]) -> None:
+        """Apply ``patch`` to a user, or (no PATCH) ``changes`` (attribute -> value) by PUT."""
+        obj = f"user {account.username}"
+        path = resource_path("/Users", self.user_id(account))
+        self.done(self.modify(path, obj, patch, lambda resource: replaced(resource, changes)), obj)
+
+    def user_id(self, account: Account) -> str:
+        """Return the account's SCIM id, looking it up by userName when the plan had none."""
+        if account.id and not account.id.startswith("new:"):
+            return account.id
+        found = self.reader.find_user(account.username, lookup=False)
+        if found is None:
+            raise NotFoundError(self.system, f"user {account.username}", "no such user", status=404)
+        return found.id
+
+    def group_id(self, group: str, obj: str) -> str:
+        """Return the id of the one group named ``group`` (read, created, or looked up now)."""
+        ids = self.reader.groups.ids(group) or set(self.reader.find_groups(group))
+        if not ids:
+            raise NotFoundError(self.system, obj, f"group {group} does not exist", status=404)
+        if len(ids) > 1:
+            cause = f"{len(ids)} groups are named {group} (names compare lower-cased): which one is unclear"
+            raise ConnectorError(self.system, obj, cause)
+        return ids.pop()
+
+    def membership(self, account: Account, group: str, *, add: bool) -> None:
+        """Add ``account`` to ``group`` or remove it; the wanted state already holding is success."""
+        obj = f"membership {account.username} in {group}"
+        gid, uid = self.group_id(group, obj), self.user_id(account)
+
+        def change(resource: dict[str, Any]) -> dict[str, Any] | None:
+            members = [m for m in resource.get("members") or [] if isinstance(m, dict)]
+            if any(m.get("value") == uid for m in members) == add:
+                return None
+            kept = [*members, {"value": uid}] if add else [m for m in members if m.get("value") != uid]
+            return replaced(resource, {"members": kept})
+
+        path = resource_path("/Groups", gid)
+        response = self.modify(path, obj, member_add(uid) if add else member_remove(uid), change)
+        if response is None or response.status_code < 300:
+            return
+        # §6 [U]: a duplicate add or the removal of a non-member may be refused; the
+        # group's members, read again, decide, never the message.
+        if (uid in self.reader.members(gid)) == add:
+            return
+        raise self.refused(response, obj)
