@@ -31,7 +31,7 @@ demo: install
 bench: install
 	$(BIN)/python -m scimsync.sim.bench
 
-# Mutation testing of scimsync/engine/ and scimsync/mapping.py (config: [tool.mutmut] in
+# Mutation testing of scimsync/engine/, mapping.py and templates.py (config: [tool.mutmut] in
 # pyproject.toml, pytest plugin scripts/mutmut_plugin.py). Slow (~10-15 min on 2 cores), so not
 # part of `test`/`check`. Starts from a fresh ./mutants each time: mutmut's cache would keep old
 # verdicts after the tests change. Property tests run at most MUTATION_MAX_EXAMPLES examples

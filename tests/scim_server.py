@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
-from scimsync.scim_protocol import ERROR
+from scimsync.http.scim import ERROR
 from scimsync.sim.faults import LoggedRequest, RequestLog
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ from typing import NoReturn
 
 import pytest
 
-from scimsync.sources.ldap_lib import ldap3
+from scimsync.ldap_lib import ldap3
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")

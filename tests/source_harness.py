@@ -34,9 +34,9 @@ from slapd import (
     fresh_ou,
 )
 
-from scimsync.scim_protocol import GROUP_SCHEMA, USER_SCHEMA
+from scimsync.http.scim import GROUP_SCHEMA, USER_SCHEMA
+from scimsync.ldap_lib import ldap3
 from scimsync.sim.server import SimServer
-from scimsync.sources.ldap_lib import ldap3
 
 # --- the neutral description ---------------------------------------------------------
 

@@ -606,7 +606,7 @@ def test_digest_input_holds_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
         fed.append(data)
         return real(data)
 
-    monkeypatch.setattr("scimsync.config.hashlib.sha256", spy)
+    monkeypatch.setattr("scimsync.config.model.hashlib.sha256", spy)
     config_digest(load_config(SPEC_EXAMPLE, env=SPEC_ENV))
     (text,) = fed
     assert b"<secret>" in text

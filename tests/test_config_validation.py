@@ -14,8 +14,9 @@ from click.testing import CliRunner
 from scimsync.cli import cli
 from scimsync.config import Config, config_digest, load_config, parse_config
 from scimsync.errors import ConfigError
-from scimsync.mapping import RULE_NAMES, USER_NAMES, template_problem, user_context
+from scimsync.mapping import user_context
 from scimsync.models import User
+from scimsync.templates import RULE_NAMES, USER_NAMES, template_problem
 
 BASE = Path("/srv/scimsync")
 ROOT = Path(__file__).resolve().parent.parent

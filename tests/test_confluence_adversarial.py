@@ -201,7 +201,7 @@ def wiki(folder: Path, version: str = "9.4.0", *, wrap: Wrap | None = None, **op
 @pytest.fixture(autouse=True)
 def _no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retry-After and backoff without waiting."""
-    monkeypatch.setattr(scimsync.http, "_sleep", lambda seconds: None)
+    monkeypatch.setattr(scimsync.http.client, "_sleep", lambda seconds: None)
 
 
 # -- servers that misbehave (WSGI middleware around the simulator) --------------------

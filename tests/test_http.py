@@ -28,7 +28,7 @@ from scimsync.http import (
     HttpSettings,
     default_error_parser,
 )
-from scimsync.ratelimit import Pacer, ServerRate
+from scimsync.http.ratelimit import Pacer, ServerRate
 from scimsync.secrets import Secret
 from scimsync.sim.jira import JiraSim
 from scimsync.sim.server import SimServer
@@ -813,6 +813,6 @@ USER = f"{BASE}/rest/api/2/user"
     ["Mon, 01 Jan 99999999999 00:00:00 GMT", "Mon, 01 Jan 2026 00:00:00 +99999999999999999999", "soon"],
 )
 def test_a_garbage_http_date_is_no_date(value: str) -> None:
-    from scimsync.ratelimit import http_date
+    from scimsync.http.ratelimit import http_date
 
     assert http_date(value) is None

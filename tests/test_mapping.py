@@ -10,15 +10,9 @@ import pytest
 
 from scimsync.config import Config, parse_config
 from scimsync.errors import ConfigError
-from scimsync.mapping import (
-    MappingError,
-    TargetMapper,
-    compile_template,
-    in_scope,
-    make_environment,
-    template_problem,
-)
+from scimsync.mapping import MappingError, TargetMapper, in_scope
 from scimsync.models import Group, GroupGrant, SourceDirectory, User, key
+from scimsync.templates import compile_template, make_environment, template_problem
 
 AMARA = User(
     id="u123",

@@ -15,16 +15,9 @@ from scimsync.engine.effects import Ownership, _same, apply_effect, apply_to_dir
 from scimsync.engine.guards import GuardLimits, check_guards, check_saved_plan
 from scimsync.engine.plan import FieldChange, GuardViolation, Operation, OpKind, TargetPlan
 from scimsync.errors import ConfigError
-from scimsync.mapping import (
-    RULE_NAMES,
-    MappingError,
-    TargetMapper,
-    _glob_of,
-    make_environment,
-    merge_grants,
-    template_problem,
-)
+from scimsync.mapping import MappingError, TargetMapper, merge_grants
 from scimsync.models import Account, DesiredAccount, GroupGrant, TargetDirectory, User, glob_match
+from scimsync.templates import RULE_NAMES, glob_of, make_environment, template_problem
 
 ANN = User(
     id="s1",
@@ -70,11 +63,11 @@ def mapper(*rules: dict[str, Any]) -> TargetMapper:
     ],
 )
 def test_glob_of_a_template(source: str, glob: str | None) -> None:
-    assert _glob_of(make_environment().parse(source)) == glob
+    assert glob_of(make_environment().parse(source)) == glob
 
 
 def test_literal_glob_characters_only_match_themselves() -> None:
-    glob = _glob_of(make_environment().parse("a*b[1]-{{ group.name }}"))
+    glob = glob_of(make_environment().parse("a*b[1]-{{ group.name }}"))
     assert glob is not None
     assert glob_match("A*B[1]-ops", glob)
     assert not glob_match("aXXb[1]-ops", glob)

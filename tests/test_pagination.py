@@ -10,7 +10,7 @@ from responses import matchers
 
 from scimsync.errors import ResponseError
 from scimsync.http import HttpClient
-from scimsync.pagination import (
+from scimsync.http.pagination import (
     OffsetList,
     cursor_pages,
     link_header_pages,

@@ -202,7 +202,7 @@ class World:
 def world(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     """Yield a World around each source's harness; the HTTP layer records its waits, never sleeps."""
     slept: list[float] = []
-    monkeypatch.setattr(scimsync.http, "_sleep", slept.append)
+    monkeypatch.setattr(scimsync.http.client, "_sleep", slept.append)
     with HARNESSES[request.param](request, tmp_path) as harness:
         # A misspelt case in `cannot` would skip nothing and fail the case instead of naming why.
         assert set(harness.cannot) <= {NESTING, RATE_LIMIT, AUTH, FAILING_PAGE}, harness.cannot

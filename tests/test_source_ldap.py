@@ -30,17 +30,17 @@ from slapd import (
 from scimsync.config import LdapSourceConfig, parse_config
 from scimsync.errors import AuthError, ConfigError, ConnectorError
 from scimsync.http import HttpSettings
-from scimsync.models import SourceDirectory
-from scimsync.sources import build_source
-from scimsync.sources.ldap import LdapSource
-from scimsync.sources.ldap_errors import bind_failure
-from scimsync.sources.ldap_errors import failure as failure_of
-from scimsync.sources.ldap_lib import (
+from scimsync.ldap_lib import (
     LDAPResponseTimeoutError,
     LDAPSocketOpenError,
     LDAPSSLConfigurationError,
     LDAPStartTLSError,
 )
+from scimsync.models import SourceDirectory
+from scimsync.sources import build_source
+from scimsync.sources.ldap import LdapSource
+from scimsync.sources.ldap_errors import bind_failure
+from scimsync.sources.ldap_errors import failure as failure_of
 from scimsync.sources.ldap_values import dn_key, flatten, member_dn, text
 
 DISABLED = "(employeeType=disabled)"

@@ -22,10 +22,10 @@ import pytest
 
 from scimsync.config import LdapSourceConfig
 from scimsync.errors import ConnectorError
+from scimsync.ldap_lib import ldap3
 from scimsync.sources.ldap import LdapSource
 from scimsync.sources.ldap_conn import Entry, LdapDirectory
 from scimsync.sources.ldap_errors import holds_no_accounts
-from scimsync.sources.ldap_lib import ldap3
 from scimsync.sources.ldap_values import RangeError, account_disabled, collect_ranged, ranged, text
 
 BASE = "DC=acme,DC=example"

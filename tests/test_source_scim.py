@@ -16,8 +16,7 @@ import responses
 from scimsync.config import ScimSourceConfig, parse_config
 from scimsync.errors import AuthError, ConfigError, ConnectorError, NotFoundError, ResponseError
 from scimsync.http import HttpSettings
-from scimsync.models import Group
-from scimsync.scim_protocol import (
+from scimsync.http.scim import (
     ENTERPRISE_USER,
     ERROR,
     LIST_RESPONSE,
@@ -29,6 +28,7 @@ from scimsync.scim_protocol import (
     parse_error,
     read_error,
 )
+from scimsync.models import Group
 from scimsync.sources import build_source
 from scimsync.sources.scim import ScimSource, to_directory
 

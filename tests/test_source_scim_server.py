@@ -25,8 +25,8 @@ from scim_server import ScimServer, running_scim_server
 from scimsync.config import ScimSourceConfig
 from scimsync.errors import AuthError
 from scimsync.http import HttpSettings
+from scimsync.http.scim import ENTERPRISE_USER
 from scimsync.models import SourceDirectory
-from scimsync.scim_protocol import ENTERPRISE_USER
 from scimsync.sources.scim import ScimSource
 
 TOKEN = "scim2-server-test-token"

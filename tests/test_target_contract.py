@@ -122,7 +122,7 @@ def contract(
     """Yield a Contract around a fresh simulator of each target and version."""
     with HARNESSES[request.param]() as harness:
         world = Contract(tmp_path, harness)
-        monkeypatch.setattr(scimsync.http, "_sleep", world.slept.append)  # Retry-After without waiting
+        monkeypatch.setattr(scimsync.http.client, "_sleep", world.slept.append)  # Retry-After without waiting
         world.write(
             [person("amara", groups=["team-alpha"]), person("bruno", groups=["team-alpha", "team-beta"])]
         )

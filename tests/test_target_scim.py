@@ -23,8 +23,8 @@ from scimsync import secrets
 from scimsync.config import TargetConfig
 from scimsync.errors import AuthError, ConnectorError, NotFoundError, ResponseError
 from scimsync.http import Auth, BasicAuth, BearerAuth, HttpClient, HttpSettings
+from scimsync.http.scim import parse_error
 from scimsync.models import Account
-from scimsync.scim_protocol import parse_error
 from scimsync.secrets import Secret
 from scimsync.targets import TARGET_TYPES, build_target
 from scimsync.targets.base import Target

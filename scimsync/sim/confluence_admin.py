@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 
 from scimsync.sim.confluence_common import ConfluenceError, Ctx, empty_response, json_response
 from scimsync.sim.confluence_directory import DEFAULT_GROUP, ConfluenceUser
-from scimsync.sim.confluence_tasks import submission
+from scimsync.sim.confluence_tasks import LongTask
 from scimsync.sim.jira_users import EMAIL  # one address syntax for every simulator
 
 CREATE_FIELDS = ("userName", "fullName", "email", "password", "notifyViaEmail")  # §2.4
@@ -183,3 +183,18 @@ def delete_user(ctx: Ctx) -> Response:
     if user is ctx.caller:  # [U] as for disable
         raise ConfluenceError(400, "You cannot delete yourself.")
     return submission(ctx, ctx.tasks.submit(ctx.directory, user))
+
+
+def submission(ctx: Ctx, task: LongTask) -> Response:
+    """Return the 202 LongTaskSubmission of an asynchronous delete (§2.5)."""
+    status = f"{ctx.context}/rest/api/longtask/{task.id}"
+    return json_response({"id": task.id, "links": {"status": status}}, 202)
+
+
+def get_task(ctx: Ctx) -> Response:
+    """GET /longtask/{id}: the task status; each poll advances the task one step (§2.5)."""
+    task = ctx.tasks.tasks.get(ctx.params["task_id"])
+    if task is None:
+        raise ConfluenceError(404, f"No long running task found with id: {ctx.params['task_id']}")
+    ctx.tasks.poll(ctx.directory, task)
+    return json_response(ctx.tasks.status(task))

@@ -14,7 +14,6 @@ from scimsync.sim import confluence_groups as groups
 from scimsync.sim import confluence_users as users
 from scimsync.sim.confluence_common import Ctx
 from scimsync.sim.confluence_manifest import manifest
-from scimsync.sim.confluence_tasks import get_task
 
 Handler = Callable[[Ctx], Response]
 
@@ -58,7 +57,7 @@ ROUTES = (
     Route(f"{API}/admin/group/<group>", "DELETE", groups.delete_group, admin=True, since=(8, 2)),
     Route(MEMBERSHIP, "PUT", groups.add_member, admin=True, since=(8, 2)),
     Route(MEMBERSHIP, "DELETE", groups.remove_member, admin=True, since=(8, 2)),
-    Route(f"{API}/longtask/<task_id>", "GET", get_task),  # §2.5 [U path]
+    Route(f"{API}/longtask/<task_id>", "GET", admin_users.get_task),  # §2.5 [U path]
 )
 
 

@@ -7,9 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from werkzeug.wrappers import Response
-
-from scimsync.sim.confluence_common import ConfluenceError, Ctx, json_response
 from scimsync.sim.confluence_directory import ConfluenceDirectory, ConfluenceUser
 
 # [U] the name key of the delete task; the reference gives only the shape (§2.5).
@@ -96,18 +93,3 @@ class TaskBoard:
             "finished": task.finished,
             "messages": [{"translation": text} for text in task.messages],
         }
-
-
-def submission(ctx: Ctx, task: LongTask) -> Response:
-    """Return the 202 LongTaskSubmission of an asynchronous delete (§2.5)."""
-    status = f"{ctx.context}/rest/api/longtask/{task.id}"
-    return json_response({"id": task.id, "links": {"status": status}}, 202)
-
-
-def get_task(ctx: Ctx) -> Response:
-    """GET /longtask/{id}: the task status; each poll advances the task one step (§2.5)."""
-    task = ctx.tasks.tasks.get(ctx.params["task_id"])
-    if task is None:
-        raise ConfluenceError(404, f"No long running task found with id: {ctx.params['task_id']}")
-    ctx.tasks.poll(ctx.directory, task)
-    return json_response(ctx.tasks.status(task))

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 from scimsync.config import LdapSourceConfig
 from scimsync.errors import ConnectorError
 from scimsync.http import HttpSettings
+from scimsync.ldap_lib import PAGED_RESULTS, LDAPException, LDAPStartTLSError, ldap3
 from scimsync.sources.ldap_errors import bind_failure, failure, references_error, result_error
-from scimsync.sources.ldap_lib import PAGED_RESULTS, LDAPException, LDAPStartTLSError, ldap3
 from scimsync.sources.ldap_values import Raw
 
 # rootDSE supportedCapabilities of Active Directory (LDAP_CAP_ACTIVE_DIRECTORY_OID).

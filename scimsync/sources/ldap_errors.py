@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from scimsync.errors import AuthError, ConnectorError
-from scimsync.sources.ldap_lib import (
+from scimsync.ldap_lib import (
     LDAPException,
     LDAPResponseTimeoutError,
     LDAPSocketOpenError,

@@ -11,7 +11,7 @@ import re
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
-from scimsync.sources.ldap_lib import LDAPInvalidDnError, parse_dn
+from scimsync.ldap_lib import LDAPInvalidDnError, parse_dn
 
 Raw = Mapping[str, Sequence[bytes]]
 

@@ -20,8 +20,7 @@ from typing import Any, NoReturn
 from scimsync.config import ScimSourceConfig
 from scimsync.errors import AuthError, NotFoundError, ResponseError
 from scimsync.http import Auth, BasicAuth, BearerAuth, HttpClient, HttpSettings
-from scimsync.models import Group, SourceDirectory, User, key
-from scimsync.scim_protocol import (
+from scimsync.http.scim import (
     ENTERPRISE_USER,
     MEDIA_TYPE,
     ServiceConfig,
@@ -31,6 +30,7 @@ from scimsync.scim_protocol import (
     read_list,
     read_service_config,
 )
+from scimsync.models import Group, SourceDirectory, User, key
 from scimsync.targets.base import Progress, no_progress
 
 log = logging.getLogger("scimsync.sources.scim")

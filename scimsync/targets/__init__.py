@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from scimsync.errors import ConfigError
 from scimsync.http import Auth, BasicAuth, BearerAuth, ErrorParser, HttpClient, HttpSettings
-from scimsync.scim_protocol import MEDIA_TYPE as SCIM_MEDIA_TYPE
-from scimsync.scim_protocol import parse_error as parse_scim_error
+from scimsync.http.scim import MEDIA_TYPE as SCIM_MEDIA_TYPE
+from scimsync.http.scim import parse_error as parse_scim_error
 from scimsync.secrets import Secret
 from scimsync.targets.atlassian_cloud import AtlassianCloudTarget
 from scimsync.targets.atlassian_cloud import parse_error as parse_atlassian_error

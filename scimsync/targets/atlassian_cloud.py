@@ -23,10 +23,10 @@ import dataclasses
 import requests
 
 from scimsync.errors import ConnectorError
-from scimsync.http_errors import one_line
+from scimsync.http.errors import one_line
+from scimsync.http.scim import parse_error as parse_scim_error
+from scimsync.http.scim import read_error
 from scimsync.models import Capabilities
-from scimsync.scim_protocol import parse_error as parse_scim_error
-from scimsync.scim_protocol import read_error
 from scimsync.targets.scim import ScimTarget
 from scimsync.targets.scim_read import json_body
 from scimsync.targets.scim_write import ScimWriter

@@ -10,8 +10,8 @@ from typing import Any
 
 from scimsync.errors import NotFoundError, ResponseError
 from scimsync.http import HttpClient
+from scimsync.http.pagination import OffsetList, cursor_pages, read_offset_lists
 from scimsync.models import Account, TargetDirectory, key
-from scimsync.pagination import OffsetList, cursor_pages, read_offset_lists
 from scimsync.targets.base import Progress
 
 API = "/rest/api/2"

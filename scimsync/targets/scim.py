@@ -19,8 +19,8 @@ import requests
 
 from scimsync.errors import AuthError, ConnectorError, NotFoundError
 from scimsync.http import HttpClient
+from scimsync.http.scim import parse_error, parse_page
 from scimsync.models import Account, Capabilities, TargetDirectory, key
-from scimsync.scim_protocol import parse_error, parse_page
 from scimsync.targets.base import Progress, no_progress
 from scimsync.targets.scim_read import Filters, ScimReader, auth_error, resource_path
 from scimsync.targets.scim_resources import (

@@ -20,8 +20,8 @@ import requests
 
 from scimsync.errors import AuthError, ConnectorError, ResponseError
 from scimsync.http import ErrorParser, HttpClient
+from scimsync.http.scim import eq_filter, read_error, read_list, value_path
 from scimsync.models import Account, TargetDirectory, key
-from scimsync.scim_protocol import eq_filter, read_error, read_list, value_path
 from scimsync.secrets import redact
 from scimsync.targets.base import Progress, no_progress
 from scimsync.targets.scim_resources import direct_groups, group_name, member_ids, to_account

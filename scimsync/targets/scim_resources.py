@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 from scimsync.errors import ResponseError
+from scimsync.http.scim import GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, choose_email, value_path
 from scimsync.models import Account
-from scimsync.scim_protocol import GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, choose_email, value_path
 
 # Account fields update_user takes -> the attribute paths they replace.
 USER_FIELDS = {

@@ -15,7 +15,7 @@ from typing import Any
 
 from scimsync.errors import NotFoundError, ResponseError
 from scimsync.http import HttpClient
-from scimsync.scim_protocol import GROUP_SCHEMA, LIST_RESPONSE, USER_SCHEMA, page_size, read_service_config
+from scimsync.http.scim import GROUP_SCHEMA, LIST_RESPONSE, USER_SCHEMA, page_size, read_service_config
 
 log = logging.getLogger("scimsync.targets.scim")
 

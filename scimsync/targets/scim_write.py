@@ -17,8 +17,8 @@ import requests
 
 from scimsync.errors import ConnectorError, NotFoundError, ResponseError
 from scimsync.http import ErrorParser, HttpClient
+from scimsync.http.scim import read_error
 from scimsync.models import Account
-from scimsync.scim_protocol import read_error
 from scimsync.secrets import redact
 from scimsync.targets.scim_read import ScimReader, auth_error, json_body, resource_path
 from scimsync.targets.scim_resources import member_add, member_remove, replaced

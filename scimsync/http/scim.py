@@ -18,7 +18,7 @@ import requests
 
 from scimsync.errors import NotFoundError, ResponseError
 from scimsync.http import HttpClient, default_error_parser
-from scimsync.http_errors import one_line
+from scimsync.http.errors import one_line
 
 MEDIA_TYPE = "application/scim+json"
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"

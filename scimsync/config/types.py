@@ -23,8 +23,8 @@ from pydantic import (
     ValidationInfo,
 )
 
-from scimsync.mapping import RULE_NAMES, USER_NAMES, template_problem
 from scimsync.secrets import Secret
+from scimsync.templates import RULE_NAMES, USER_NAMES, template_problem
 
 SECRET_MARKER = "<secret>"
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import requests
 
-from scimsync.http_errors import TransportFailure
+from scimsync.http.errors import TransportFailure
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})

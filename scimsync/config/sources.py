@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from scimsync.config_types import (
+from scimsync.config.types import (
     Bool,
     ConfigModel,
     ConfigPath,
@@ -140,8 +140,8 @@ class LdapSourceConfig(_SourceBase):
     @field_validator("user_filter", "group_filter", "disabled_filter")
     @classmethod
     def _filter_syntax(cls, value: str | None) -> str | None:
-        # Imported here: scimsync.sources imports the config, so a module-level import is a cycle.
-        from scimsync.sources.ldap_lib import filter_problem
+        # Imported when used: only a config with an LDAP filter pays for loading ldap3.
+        from scimsync.ldap_lib import filter_problem
 
         problem = None if value is None else filter_problem(value)
         if problem:

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Union
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from scimsync.config_types import EnvText, SubkeyError
+from scimsync.config.types import EnvText, SubkeyError
 from scimsync.errors import ConfigError
 from scimsync.secrets import Secret
 

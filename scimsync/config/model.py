@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
 
-from scimsync.config_loader import (
+from scimsync.config.loader import (
     LOADER_ONLY_KEYS,
     bare_reference_warnings,
     describe_errors,
@@ -32,7 +32,7 @@ from scimsync.config_loader import (
     secret_keys,
     substitute,
 )
-from scimsync.config_sources import (
+from scimsync.config.sources import (
     EntraSourceConfig,
     FileSourceConfig,
     GoogleSourceConfig,
@@ -43,7 +43,7 @@ from scimsync.config_sources import (
     ScimSourceConfig,
     SourceConfig,
 )
-from scimsync.config_types import (
+from scimsync.config.types import (
     SECRET_MARKER,
     Bool,
     ConfigModel,

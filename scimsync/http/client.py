@@ -1,8 +1,8 @@
 """The one HTTP layer: sessions, timeouts, retries, rate limits, parallel calls, redaction.
 
 Connectors never sleep, retry or loop over pages by hand: they call ``HttpClient``
-and the paginators in ``scimsync.pagination``. Pacing and rate-limit headers live in
-``scimsync.ratelimit``, error wording in ``scimsync.http_errors``.
+and the paginators in ``scimsync.http.pagination``. Pacing and rate-limit headers live in
+``scimsync.http.ratelimit``, error wording in ``scimsync.http.errors``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import requests.auth
 
 from scimsync import __version__
 from scimsync.errors import ConnectorError, ResponseError
-from scimsync.http_errors import (
+from scimsync.http.errors import (
     ErrorParser,
     TransportFailure,
     classify,
@@ -31,7 +31,8 @@ from scimsync.http_errors import (
     status_error,
     transport_error,
 )
-from scimsync.ratelimit import RETRY_STATUSES, Attempts, Pacer, read_rate_limits
+from scimsync.http.ratelimit import RETRY_STATUSES, Attempts, Pacer, read_rate_limits
+from scimsync.http.tokens import TokenAuth
 from scimsync.secrets import Secret, redact
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "ErrorParser",
     "HttpClient",
     "HttpSettings",
+    "TokenAuth",
     "default_error_parser",
 ]
 
@@ -69,9 +71,10 @@ class HttpSettings:
 
 @dataclass(frozen=True)
 class BearerAuth:
-    """``Authorization: Bearer <token>`` (Jira/Confluence PATs, SCIM keys)."""
+    """``Authorization: Bearer <token>`` (Jira/Confluence PATs, SCIM keys); Okta's scheme is ``SSWS``."""
 
     token: Secret
+    scheme: str = "Bearer"
 
 
 @dataclass(frozen=True)
@@ -82,17 +85,29 @@ class BasicAuth:
     password: Secret
 
 
-Auth = BearerAuth | BasicAuth | None
+Auth = BearerAuth | BasicAuth | TokenAuth | None
 
 
 class _BearerAuth(requests.auth.AuthBase):
-    """Add the bearer header at send time, so the token lives only in the Secret."""
+    """Add the token header at send time, so the token lives only in the Secret."""
 
-    def __init__(self, token: Secret) -> None:
+    def __init__(self, token: Secret, scheme: str = "Bearer") -> None:
         self._token = token
+        self._scheme = scheme
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token.reveal()}"
+        request.headers["Authorization"] = f"{self._scheme} {self._token.reveal()}"
+        return request
+
+
+class _TokenAuth(requests.auth.AuthBase):
+    """Add ``Bearer <token>`` with the token source's current token, at send time."""
+
+    def __init__(self, auth: TokenAuth) -> None:
+        self.source = auth.source
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.source.token().reveal()}"
         return request
 
 
@@ -143,7 +158,9 @@ class HttpClient:
         session.headers["User-Agent"] = f"scimsync/{__version__}"
         session.headers.update(headers or {})
         if isinstance(auth, BearerAuth):
-            session.auth = _BearerAuth(auth.token)
+            session.auth = _BearerAuth(auth.token, auth.scheme)
+        elif isinstance(auth, TokenAuth):
+            session.auth = _TokenAuth(auth)
         elif isinstance(auth, BasicAuth):
             session.auth = requests.auth.HTTPBasicAuth(auth.username, auth.password.reveal())
         return session
@@ -180,10 +197,16 @@ class HttpClient:
         budget = max(_MIN_RATE_LIMIT_BUDGET, 10 * self.settings.timeout)
         tries = Attempts(method, max(0, self.settings.retries), budget, self._backoff)
         delay: float | None = 0.0
+        refreshed = False
         while True:
             tries.attempt += 1
             self._pacer.wait_turn(delay or 0.0)
             outcome = self._send(method, url, shown, params, json, tries.attempt)
+            if not refreshed and self._refresh_token(outcome):
+                # The token expired (or was revoked) since it was fetched: once with a fresh one.
+                refreshed, delay = True, 0.0
+                tries.attempt -= 1
+                continue
             if isinstance(outcome, TransportFailure):
                 delay, what = tries.after_transport(outcome), outcome.cause
                 if delay is None:
@@ -240,6 +263,18 @@ class HttpClient:
         ms = (self._clock() - started) * 1000
         log.debug("%s: %s %s -> %s in %.0f ms (attempt %d)", self.system, method, shown, outcome, ms, attempt)
         return result
+
+    def _refresh_token(self, outcome: requests.Response | TransportFailure) -> bool:
+        """After a 401 to a refreshable token, drop that token; tell whether to try again."""
+        auth = self._session.auth
+        if not isinstance(auth, _TokenAuth) or isinstance(outcome, TransportFailure):
+            return False
+        if outcome.status_code != 401:
+            return False
+        sent = outcome.request.headers.get("Authorization", "")
+        auth.source.invalidate(Secret(sent.removeprefix("Bearer ")))
+        log.info("%s: the access token was refused (401); fetching a new one", self.system)
+        return True
 
     def _backoff(self, attempt: int) -> float:
         """Return the full-jitter exponential backoff before retry number ``attempt``."""
