@@ -58,6 +58,7 @@ from scimsync.config.types import (
     SyncFields,
     Url,
     UserTemplate,
+    check_one_credential,
 )
 from scimsync.errors import ConfigError
 from scimsync.http import HttpSettings
@@ -152,14 +153,7 @@ class TargetConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _one_credential(self) -> TargetConfig:
-        if self.token is not None and (self.username is not None or self.password is not None):
-            raise ValueError("set either token, or username and password, not both")
-        if self.username is not None and self.password is None:
-            raise SubkeyError("password", "required when username is set")
-        if self.password is not None and self.username is None:
-            raise SubkeyError("username", "required when password is set")
-        if self.token is None and self.username is None:
-            raise ValueError("credentials missing: set token, or username and password")
+        check_one_credential(self.token, self.username, self.password)
         if self.type == "atlassian-cloud" and self.token is None:
             raise SubkeyError("token", "required: atlassian-cloud takes an API token, not a password")
         return self

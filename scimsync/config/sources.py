@@ -16,6 +16,7 @@ from scimsync.config.types import (
     SecretStr,
     SubkeyError,
     Url,
+    check_one_credential,
 )
 from scimsync.models import USER_FIELDS
 
@@ -92,14 +93,7 @@ class ScimSourceConfig(_SourceBase):
 
     @model_validator(mode="after")
     def _one_credential(self) -> ScimSourceConfig:
-        if self.token is not None and (self.username is not None or self.password is not None):
-            raise ValueError("set either token, or username and password, not both")
-        if self.username is not None and self.password is None:
-            raise SubkeyError("password", "required when username is set")
-        if self.password is not None and self.username is None:
-            raise SubkeyError("username", "required when password is set")
-        if self.token is None and self.username is None:
-            raise ValueError("credentials missing: set token, or username and password")
+        check_one_credential(self.token, self.username, self.password)
         return self
 
 

@@ -146,3 +146,15 @@ SyncFields = Annotated[list[Literal["email", "display_name", "username"]], After
 MatchKeys = Annotated[
     list[Literal["id", "username", "email"]], Field(min_length=1), AfterValidator(_no_duplicates)
 ]
+
+
+def check_one_credential(token: Secret | None, username: str | None, password: Secret | None) -> None:
+    """Require a token, or a username with a password, never both (targets and SCIM sources)."""
+    if token is not None and (username is not None or password is not None):
+        raise ValueError("set either token, or username and password, not both")
+    if username is not None and password is None:
+        raise SubkeyError("password", "required when username is set")
+    if password is not None and username is None:
+        raise SubkeyError("username", "required when password is set")
+    if token is None and username is None:
+        raise ValueError("credentials missing: set token, or username and password")
