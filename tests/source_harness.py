@@ -93,6 +93,7 @@ NESTING = "nesting"
 RATE_LIMIT = "429"
 AUTH = "auth"
 FAILING_PAGE = "failing page"
+TOKEN_EXPIRY = "token expiry"  # a harness that can expire its token mid-read has expire_token_after()
 
 
 class SourceHarness(Protocol):

@@ -26,6 +26,7 @@ from source_harness import (
     HARNESSES,
     NESTING,
     RATE_LIMIT,
+    TOKEN_EXPIRY,
     Person,
     Seed,
     SourceHarness,
@@ -205,7 +206,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(scimsync.http.client, "_sleep", slept.append)
     with HARNESSES[request.param](request, tmp_path) as harness:
         # A misspelt case in `cannot` would skip nothing and fail the case instead of naming why.
-        assert set(harness.cannot) <= {NESTING, RATE_LIMIT, AUTH, FAILING_PAGE}, harness.cannot
+        assert set(harness.cannot) <= {NESTING, RATE_LIMIT, AUTH, FAILING_PAGE, TOKEN_EXPIRY}, harness.cannot
         yield World(harness, tmp_path, slept)
 
 
@@ -381,6 +382,18 @@ def test_a_429_with_retry_after_is_waited_out(world: World) -> None:
     assert_read_as_seeded(directory, seed)
     assert world.h.answers() == [429, 200]
     assert 7.0 in world.slept, world.slept
+
+
+def test_a_token_that_expires_mid_read_is_refreshed_and_the_read_completes(world: World) -> None:
+    # Only sources whose credential is a token that expires can show this (the OAuth IdPs).
+    expire = getattr(world.h, "expire_token_after", None)
+    if expire is None or TOKEN_EXPIRY in world.h.cannot:
+        reason = world.h.cannot.get(TOKEN_EXPIRY, "its credential is not a token that expires")
+        pytest.skip(f"{world.h.label}: {reason}")
+    seed = many(world.h.many)
+    block = world.h.seed(seed)
+    expire(1)
+    assert_read_as_seeded(world.read(block), seed)
 
 
 def test_a_refused_credential_is_one_line_naming_the_source_and_what_to_check(world: World) -> None:
