@@ -53,7 +53,6 @@ class TargetHarness(Protocol):
     default_group: str  # a group every provisioned user gets (default_groups)
     read_only_users: bool  # whether the product has accounts of a read-only directory
     marker: str  # the owner marker: "group" (server/DC) or "external_id" (SCIM, SPEC §5)
-    membership_write: tuple[str, str]  # (method, path) of a membership change, for faults
 
     def seed_user(
         self,
@@ -89,6 +88,10 @@ class TargetHarness(Protocol):
         """Return the target's config keys: type, url, credentials."""
         ...
 
+    def deactivate_write(self, username: str) -> tuple[str, str]:
+        """Return the (method, path) of the request that deactivates ``username``, to fault it."""
+        ...
+
 
 class JiraHarness:
     """The Jira Data Center simulator."""
@@ -99,7 +102,6 @@ class JiraHarness:
     creates = True
     read_only_users = True
     marker = "group"
-    membership_write = ("POST", "/rest/api/2/group/user")
     update_fields = frozenset({"email", "display_name", "username"})
 
     def __init__(self, version: str, url: str, sim: JiraSim) -> None:
@@ -148,6 +150,10 @@ class JiraHarness:
         """Return the target's config keys."""
         return {"type": "jira", "url": self.url, "token": "contract-jira-token"}
 
+    def deactivate_write(self, username: str) -> tuple[str, str]:
+        """PUT /user {"active": false} (reference §1.5)."""
+        return ("PUT", "/rest/api/2/user")
+
 
 @contextmanager
 def jira_harness(version: str) -> Iterator[TargetHarness]:
@@ -164,7 +170,6 @@ class ConfluenceHarness:
     default_group = "confluence-users"
     read_only_users = True
     marker = "group"
-    membership_write = ("PUT", "/rest/api/user")
 
     def __init__(self, version: str, url: str, sim: ConfluenceSim) -> None:
         self.label = f"confluence-{version}"
@@ -216,6 +221,10 @@ class ConfluenceHarness:
         """Return the target's config keys (basic auth: the sync user's password)."""
         return {"type": "confluence", "url": self.url, "username": "admin", "password": "contract-wiki-pw"}
 
+    def deactivate_write(self, username: str) -> tuple[str, str]:
+        """PUT /admin/user/{username}/disable (reference §2.5)."""
+        return ("PUT", f"/rest/api/admin/user/{username}/disable")
+
 
 @contextmanager
 def confluence_harness(version: str) -> Iterator[TargetHarness]:
@@ -243,7 +252,6 @@ class CloudHarness:
         self.sim = sim
         self.log = sim.log
         self.faults = sim.faults
-        self.membership_write = ("PATCH", f"{sim.base_path}/Groups")
         sim.add_group(self.default_group)
 
     def seed_user(
@@ -286,6 +294,12 @@ class CloudHarness:
     def config_block(self) -> dict[str, Any]:
         """Return the target's config keys (the directory API key, §3.1)."""
         return {"type": self.type, "url": self.url, "token": "contract-cloud-key"}
+
+    def deactivate_write(self, username: str) -> tuple[str, str]:
+        """PATCH /Users/{id} replacing active (reference §3.5)."""
+        user = self.sim.user(username)
+        assert user is not None
+        return ("PATCH", f"{self.sim.base_path}/Users/{user['id']}")
 
 
 @contextmanager

@@ -296,3 +296,19 @@ def test_the_registry_builds_it_with_a_token_only() -> None:
     assert caught.value.problems == [
         "targets.cloud.token: atlassian-cloud takes an API token (token), not a username and password"
     ]
+
+
+def test_members_are_added_many_per_patch_and_removed_one_per_patch(rsps: responses.RequestsMock) -> None:
+    discovery(rsps)
+    ListServer(rsps, "/Groups", [group("g1", "team-a")])
+    rsps.patch(f"{BASE}/Groups/g1", json=group("g1", "team-a", "u1", "u2"))
+    target = cloud()
+    assert isinstance(target, AtlassianCloudTarget)
+    # §3.7: the documented add takes a list of values; which removal forms Atlassian takes
+    # is unconfirmed [U], so the engine removes one member per request here.
+    assert (target.member_batch_size(add=True), target.member_batch_size(add=False)) == (50, 1)
+    bruno = Account(id="u2", username="user2@acme.test", email="user2@acme.test", display_name="User 2")
+    target.add_members("team-a", [AMARA, bruno])
+    assert sent(rsps.calls[-1])["Operations"] == [
+        {"op": "add", "path": "members", "value": [{"value": "u1"}, {"value": "u2"}]}
+    ]

@@ -248,27 +248,27 @@ def test_a_429_with_retry_after_is_ridden_out(contract: Contract) -> None:
 
 def test_a_500_on_one_write_leaves_the_others_done_and_the_rerun_converges(contract: Contract) -> None:
     contract.apply()
+    contract.people[0]["active"] = False  # amara leaves...
     contract.people += [person("chen", groups=["team-beta"]), person("dalia", groups=["team-beta"])]
     contract.write()
     before = len(contract.audit())
-    # One membership change fails (a 500 is not retried: the server may have acted);
+    # ...and her deactivation fails (a 500 is not retried: the server may have acted);
     # everything else lands.
-    contract.h.faults.inject(
-        500, count=1, method=_membership_method(contract.h), path=_membership_path(contract.h)
-    )
+    method, path = contract.h.deactivate_write("amara")
+    contract.h.faults.inject(500, count=1, method=method, path=path)
     result = contract.apply(expect=1)
     assert "failed" in result.output.lower()
     entries = contract.audit()[before:]
-    assert [a["op"] for a in entries if a["result"] == "failed"] == ["add_member"]
-    # chen and dalia each join c-team-beta, the default group (and the owner group where the
-    # marker is a group): all but the one that failed are done.
-    adds = 2 * (3 if contract.h.marker == "group" else 2)
-    assert sum(1 for a in entries if a["result"] == "done" and a["op"] == "add_member") == adds - 1
-    if contract.h.creates:
-        assert sum(1 for a in entries if a["result"] == "done" and a["op"] == "create_user") == 2
+    assert [(a["op"], a["account"]) for a in entries if a["result"] == "failed"] == [
+        ("deactivate_user", "amara")
+    ]
+    amara = contract.h.account("amara")
+    assert amara is not None and amara.active
+    assert contract.h.members("c-team-beta") == {"bruno", "chen", "dalia"}
     contract.h.faults.clear()
     contract.apply()
-    assert contract.h.members("c-team-beta") == {"bruno", "chen", "dalia"}
+    amara = contract.h.account("amara")
+    assert amara is not None and not amara.active
     contract.assert_converged()
 
 
@@ -284,11 +284,3 @@ def test_a_read_only_directory_user_is_reported_not_manageable(contract: Contrac
     ldapuser = contract.h.account("ldapuser")
     assert ldapuser is not None and ldapuser.active
     assert contract.h.account("amara") is not None  # the others are done
-
-
-def _membership_method(h: TargetHarness) -> str:
-    return h.membership_write[0]
-
-
-def _membership_path(h: TargetHarness) -> str:
-    return h.membership_write[1]

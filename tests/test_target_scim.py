@@ -27,7 +27,7 @@ from scimsync.http.scim import parse_error
 from scimsync.models import Account
 from scimsync.secrets import Secret
 from scimsync.targets import TARGET_TYPES, build_target
-from scimsync.targets.base import Target
+from scimsync.targets.base import BatchMembers, Target
 from scimsync.targets.scim import ScimTarget
 
 TOKEN = "scim-target-t0ken"
@@ -912,3 +912,102 @@ def test_memberships_run_in_parallel_against_one_group_map(rsps: responses.Reque
         sent(c)["Operations"][0]["value"][0]["value"] for c in rsps.calls if c.request.method == "PATCH"
     )
     assert added == sorted(done)
+
+
+# --- many members per request (BatchMembers, issue 7) ---------------------------------------------
+
+TRIO = [Account(f"u{n}", f"user{n}@acme.test", f"user{n}@acme.test", f"User {n}") for n in (1, 2, 3)]
+
+
+def test_a_scim_target_changes_many_members_per_request() -> None:
+    target = make_target()
+    assert isinstance(target, BatchMembers)
+    assert target.member_batch_size(add=True) == target.member_batch_size(add=False) == 50
+
+
+def test_add_members_sends_one_patch_with_every_member(rsps: responses.RequestsMock) -> None:
+    discovery(rsps)
+    ListServer(rsps, "/Groups", [group("g1", "Team-A")])
+    rsps.patch(f"{BASE}/Groups/g1", status=200, json=group("g1", "Team-A", "u1", "u2", "u3"))
+    make_target().add_members("team-a", [*TRIO, TRIO[0]])  # one value per user, even if named twice
+    assert writes(rsps) == [("PATCH", "/Groups/g1")]
+    assert sent(rsps.calls[-1]) == {
+        "schemas": [PATCH],
+        "Operations": [
+            {"op": "add", "path": "members", "value": [{"value": "u1"}, {"value": "u2"}, {"value": "u3"}]}
+        ],
+    }
+
+
+def test_remove_members_sends_one_value_filter_per_member_in_one_patch(rsps: responses.RequestsMock) -> None:
+    discovery(rsps)
+    ListServer(rsps, "/Groups", [group("g1", "Team-A", "u1", 'u"2')])
+    rsps.patch(f"{BASE}/Groups/g1", status=204)
+    quoted = Account('u"2', "q@acme.test", None, "")
+    make_target().remove_members("Team-A", [TRIO[0], quoted])
+    # Never `remove` of `members` with a value list: RFC 7644 §3.5.2.2 reads it as every member.
+    assert writes(rsps) == [("PATCH", "/Groups/g1")]
+    assert sent(rsps.calls[-1]) == {
+        "schemas": [PATCH],
+        "Operations": [
+            {"op": "remove", "path": 'members[value eq "u1"]'},
+            {"op": "remove", "path": 'members[value eq "u\\"2"]'},
+        ],
+    }
+
+
+@pytest.mark.parametrize(("members", "ok"), [(["u1", "u2", "u3", "u9"], True), (["u1", "u3"], False)])
+def test_a_refused_batch_is_decided_by_the_groups_members(
+    rsps: responses.RequestsMock, members: list[str], ok: bool
+) -> None:
+    discovery(rsps)
+    ListServer(rsps, "/Groups", [group("g1", "Team-A")])
+    rsps.patch(f"{BASE}/Groups/g1", status=404, json=scim_error(404, "", "user does not exist"))
+    rsps.get(f"{BASE}/Groups/g1", json=group("g1", "Team-A", *members))
+    target = make_target()
+    if ok:
+        target.add_members("Team-A", TRIO)
+        return
+    with pytest.raises(NotFoundError) as caught:
+        target.add_members("Team-A", TRIO)
+    assert str(caught.value) == "app: membership 3 users in Team-A: HTTP 404 Not Found: user does not exist"
+
+
+@pytest.mark.parametrize(("members", "ok"), [(["u1", "u2", "u3"], True), ([], False)])
+def test_a_batch_answered_500_is_read_again_before_anything_is_repeated(
+    rsps: responses.RequestsMock, members: list[str], ok: bool
+) -> None:
+    discovery(rsps)
+    ListServer(rsps, "/Groups", [group("g1", "Team-A")])
+    rsps.patch(f"{BASE}/Groups/g1", status=500, json=scim_error(500, "", "try again"))
+    reread = rsps.get(f"{BASE}/Groups/g1", json=group("g1", "Team-A", *members))
+    target = make_target()
+    if ok:
+        target.add_members("Team-A", TRIO)  # it took effect: done, nothing sent again
+    else:
+        with pytest.raises(ConnectorError) as caught:
+            target.add_members("Team-A", TRIO)
+        assert caught.value.status == 500
+    assert reread.call_count == 1 and writes(rsps) == [("PATCH", "/Groups/g1")]
+    # One member alone is never re-read nor repeated: its failure is reported (SPEC §8).
+    with pytest.raises(ConnectorError):
+        target.add_member(TRIO[0], "Team-A")
+    assert reread.call_count == 1
+
+
+def test_members_by_one_put_where_patch_is_not_supported(rsps: responses.RequestsMock) -> None:
+    discovery(rsps, patch=False)
+    ListServer(rsps, "/Groups", [group("g1", "Team-A", "u2", "u7")])
+    rsps.get(f"{BASE}/Groups/g1", json=group("g1", "Team-A", "u2", "u7"))
+    rsps.put(f"{BASE}/Groups/g1", json=group("g1", "Team-A"))
+    target = make_target()
+    target.add_members("Team-A", TRIO)
+    assert sent(rsps.calls[-1])["members"] == [
+        {"value": "u2", "type": "User"},
+        {"value": "u7", "type": "User"},
+        {"value": "u1"},
+        {"value": "u3"},
+    ]
+    target.remove_members("Team-A", TRIO)
+    assert sent(rsps.calls[-1])["members"] == [{"value": "u7", "type": "User"}]
+    assert writes(rsps) == [("PUT", "/Groups/g1"), ("PUT", "/Groups/g1")]

@@ -13,13 +13,16 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+from scimsync.engine.batches import Ready, member_batch, run_batched
 from scimsync.engine.effects import Ownership, apply_effect, check
 from scimsync.engine.plan import PHASES, Operation, OpKind, Plan, TargetPlan
 from scimsync.errors import AuthError, ConnectorError, NotManageableError
 from scimsync.models import Account, key
 from scimsync.targets.base import Progress, Target, no_progress
+
+T = TypeVar("T")
 
 
 class Status(StrEnum):
@@ -154,8 +157,12 @@ class _TargetRun:
             ops = [op for op in self.plan.operations if op.kind in phase]
             if not ops:
                 continue
+            batch = member_batch(self.target, phase)
             with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
-                results.extend(pool.map(self._run_one, ops))
+                if batch is None:
+                    results.extend(pool.map(self._run_one, ops))
+                else:
+                    results.extend(run_batched(pool, ops, batch, self))
         return TargetResult(self.plan.target, tuple(results), self.stopped, dict(self.created))
 
     def _slot(self, op: Operation) -> str:
@@ -163,53 +170,80 @@ class _TargetRun:
         return f"id:{op.account_id}" if op.account_id else f"name:{key(op.account)}"
 
     def _run_one(self, op: Operation) -> OpResult:
-        if self.options.stop.is_set():
-            return OpResult(op, Status.SKIPPED, "interrupted before it started")
-        if self.stopped:
-            return OpResult(op, Status.SKIPPED, self.stopped)
+        return self._locked(op, self._attempt)
+
+    def _locked(self, op: Operation, step: Callable[[Operation, str], T]) -> T | OpResult:
+        """Run ``step`` under the account's lock unless the operation must not start."""
         slot = self._slot(op)
+        halted = self.halted(op)
+        if halted is not None:
+            return halted
         if slot in self.failed_creates:
             return self._finish(
                 op, Status.SKIPPED, "the account was not created in this run", attempted=False
             )
         with self.locks[slot]:
-            try:
-                return self._attempt(op, slot)
-            except NotManageableError as exc:
-                if op.kind is OpKind.CREATE_USER:
-                    self.failed_creates.add(slot)
-                return self._finish(op, Status.SKIPPED, f"not manageable: {exc.cause}", attempted=False)
-            except AuthError as exc:
-                # 401: the credentials are gone for every write. A 403 may concern this
-                # one account only, so it is an ordinary failure (and counts in the budget).
-                if exc.status == 401:
-                    self.stopped = f"stopped writing to {self.plan.target}: {exc}"
-                return self._finish(op, Status.FAILED, str(exc))
-            except ConnectorError as exc:
-                if op.kind is OpKind.CREATE_USER:
-                    self.failed_creates.add(slot)
-                return self._finish(op, Status.FAILED, str(exc))
+            return self._guarded(op, slot, lambda: step(op, slot))
+
+    def halted(self, op: Operation) -> OpResult | None:
+        """Return the result of an operation that must not start: a stop, or writing stopped."""
+        if self.options.stop.is_set():
+            return OpResult(op, Status.SKIPPED, "interrupted before it started")
+        if self.stopped:
+            return OpResult(op, Status.SKIPPED, self.stopped)
+        return None
+
+    def _guarded(self, op: Operation, slot: str, step: Callable[[], T]) -> T | OpResult:
+        """Run ``step``; a connector error becomes the operation's result."""
+        try:
+            return step()
+        except NotManageableError as exc:
+            if op.kind is OpKind.CREATE_USER:
+                self.failed_creates.add(slot)
+            return self._finish(op, Status.SKIPPED, f"not manageable: {exc.cause}", attempted=False)
+        except AuthError as exc:
+            return self.refused(op, exc)
+        except ConnectorError as exc:
+            if op.kind is OpKind.CREATE_USER:
+                self.failed_creates.add(slot)
+            return self._finish(op, Status.FAILED, str(exc))
+
+    def refused(self, op: Operation, exc: AuthError) -> OpResult:
+        """Fail an operation refused for the credentials."""
+        # 401: the credentials are gone for every write. A 403 may concern this
+        # one account only, so it is an ordinary failure (and counts in the budget).
+        if exc.status == 401:
+            self.stopped = f"stopped writing to {self.plan.target}: {exc}"
+        return self._finish(op, Status.FAILED, str(exc))
 
     def _attempt(self, op: Operation, slot: str) -> OpResult:
         account = self._current(op, slot)
-        if self.options.recheck:
-            group_exists = (
-                self.target.group_exists(op.group or op.account) if op.kind is OpKind.CREATE_GROUP else None
+        verdict = self._recheck(op, slot, account) if self.options.recheck else None
+        return verdict if verdict is not None else self._do(op, slot, account)
+
+    def _recheck(self, op: Operation, slot: str, account: Account | None) -> OpResult | None:
+        """Return why a saved plan's operation is not applied (stale, or done already), or None."""
+        group_exists = (
+            self.target.group_exists(op.group or op.account) if op.kind is OpKind.CREATE_GROUP else None
+        )
+        problem = None if slot in self.made else self.ownership().problem(op, account)
+        if problem is not None:
+            # SPEC §6: a saved plan re-checks that the account is still ours to touch.
+            return self._finish(op, Status.STALE, f"the target changed since: {problem}", attempted=False)
+        verdict = check(op, account, group_exists=group_exists)
+        if verdict == "stale":
+            if op.kind is OpKind.CREATE_USER:
+                # Someone else's account holds the name now: its memberships are not ours.
+                self.failed_creates.add(slot)
+            return self._finish(
+                op, Status.STALE, "the target changed since the plan was made", attempted=False
             )
-            problem = None if slot in self.made else self.ownership().problem(op, account)
-            if problem is not None:
-                # SPEC §6: a saved plan re-checks that the account is still ours to touch.
-                return self._finish(op, Status.STALE, f"the target changed since: {problem}", attempted=False)
-            verdict = check(op, account, group_exists=group_exists)
-            if verdict == "stale":
-                if op.kind is OpKind.CREATE_USER:
-                    # Someone else's account holds the name now: its memberships are not ours.
-                    self.failed_creates.add(slot)
-                return self._finish(
-                    op, Status.STALE, "the target changed since the plan was made", attempted=False
-                )
-            if verdict == "done":
-                return self._finish(op, Status.DONE, "already in the wanted state", attempted=False)
+        if verdict == "done":
+            return self._finish(op, Status.DONE, "already in the wanted state", attempted=False)
+        return None
+
+    def _do(self, op: Operation, slot: str, account: Account | None) -> OpResult:
+        """Send the operation's write and keep its effect (the caller holds the slot's lock)."""
         created = self._write(op, account)
         if created is not None:
             self.made.add(slot)  # created by this run: ours, before the owner marker is added
@@ -218,6 +252,36 @@ class _TargetRun:
                     self.created[op.source_id] = created.id
         self.accounts[slot] = created if created is not None else apply_effect(op, account)
         return self._finish(op, Status.DONE)
+
+    # -- the steps of a phase sent in chunks (batches.run_batched) ------------------------
+
+    def check(self, index: int, op: Operation) -> OpResult | Ready:
+        """Run an operation's checks (stop, budget, saved-plan re-check): its result, or Ready."""
+        return self._locked(op, lambda op, slot: self._ready(index, op, slot))
+
+    def _ready(self, index: int, op: Operation, slot: str) -> OpResult | Ready:
+        account = self._current(op, slot)
+        verdict = self._recheck(op, slot, account) if self.options.recheck else None
+        if verdict is not None:
+            return verdict
+        if account is None:
+            raise self._missing(op)
+        return Ready(index, op, slot, account)
+
+    def alone(self, item: Ready) -> OpResult:
+        """Send one checked operation on its own."""
+        halted = self.halted(item.op)
+        if halted is not None:
+            return halted
+        with self.locks[item.slot]:
+            account = self.accounts.get(item.slot, item.account)
+            return self._guarded(item.op, item.slot, lambda: self._do(item.op, item.slot, account))
+
+    def done(self, item: Ready) -> OpResult:
+        """Keep the effect of an operation its chunk carried out."""
+        with self.locks[item.slot]:
+            self.accounts[item.slot] = apply_effect(item.op, self.accounts.get(item.slot, item.account))
+        return self._finish(item.op, Status.DONE)
 
     def _current(self, op: Operation, slot: str) -> Account | None:
         if slot in self.accounts:
@@ -251,7 +315,7 @@ class _TargetRun:
                 external_id=op.source_id,
             )
         if account is None:
-            raise ConnectorError(self.plan.target, f"user {op.account}", "the account does not exist")
+            raise self._missing(op)
         if kind is OpKind.UPDATE_USER:
             self.target.update_user(account, {c.field: c.new or "" for c in op.changes})
         elif kind in (OpKind.REACTIVATE_USER, OpKind.DEACTIVATE_USER):
@@ -263,6 +327,9 @@ class _TargetRun:
         elif kind is OpKind.REMOVE_MEMBER:
             self.target.remove_member(account, op.group or "")
         return None
+
+    def _missing(self, op: Operation) -> ConnectorError:
+        return ConnectorError(self.plan.target, f"user {op.account}", "the account does not exist")
 
     def _finish(
         self, op: Operation, status: Status, message: str = "", *, attempted: bool = True

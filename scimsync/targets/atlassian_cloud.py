@@ -77,6 +77,15 @@ class AtlassianCloudTarget(ScimTarget):
         """Return the cause an error response gives (SCIM error or Failure body), on one line."""
         return parse_error(response)
 
+    def member_batch_size(self, *, add: bool) -> int:
+        """Add many members per PATCH (§3.7's documented form); remove one per PATCH.
+
+        [U] §3.7 leaves open which removal forms Atlassian accepts. The one-member filter
+        form is what this target has always sent; several of them in one PatchOp is
+        standard RFC 7644 but unconfirmed here, so removals stay one member per request.
+        """
+        return super().member_batch_size(add=add) if add else 1
+
     def capabilities(self) -> Capabilities:
         """Return the SCIM capabilities, with what DELETE does here (§3.6)."""
         caps = super().capabilities()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol, runtime_checkable
 
 from scimsync.models import Account, Capabilities, TargetDirectory
 
@@ -93,4 +93,28 @@ class Target(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class BatchMembers(Protocol):
+    """Optional: a target that changes many memberships of one group in one request.
+
+    The engine sends a group's additions (or removals) in chunks of at most
+    ``member_batch_size``; a chunk that raises is sent again one member at a time, so
+    that one bad member fails only its own operation. As for ``add_member``, the wanted
+    state already holding is success, and the target decides whether a refused write
+    took effect (by reading the group again, never from the message).
+    """
+
+    def member_batch_size(self, *, add: bool) -> int:
+        """Return the most members one request adds (or removes); below 2 the engine sends one each."""
+        ...
+
+    def add_members(self, group: str, accounts: Sequence[Account]) -> None:
+        """Add every account to a group in one request; members already are success."""
+        ...
+
+    def remove_members(self, group: str, accounts: Sequence[Account]) -> None:
+        """Remove every account from a group in one request; non-members are success."""
         ...

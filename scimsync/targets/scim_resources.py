@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 from scimsync.errors import ResponseError
-from scimsync.http.scim import GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, choose_email, value_path
+from scimsync.http.scim import GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, choose_email
 from scimsync.models import Account
 
 # Account fields update_user takes -> the attribute paths they replace.
@@ -151,16 +151,6 @@ def user_changes(fields: Mapping[str, str]) -> dict[str, Any]:
 def new_group(name: str) -> dict[str, Any]:
     """Return the POST /Groups body (reference §3.7)."""
     return {"schemas": [GROUP_SCHEMA], "displayName": name, "members": []}
-
-
-def member_add(user_id: str) -> dict[str, Any]:
-    """Return the PatchOp that adds one member (reference §3.7, the official example's form)."""
-    return patch([{"op": "add", "path": "members", "value": [{"value": user_id}]}])
-
-
-def member_remove(user_id: str) -> dict[str, Any]:
-    """Return the PatchOp that removes one member by a value filter (RFC 7644 §3.5.2.2)."""
-    return patch([{"op": "remove", "path": value_path("members", "value", user_id)}])
 
 
 def group_name(system: str, resource: Any, obj: str) -> tuple[str, str]:

@@ -10,18 +10,18 @@ from __future__ import annotations
 import http
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import requests
 
-from scimsync.errors import ConnectorError, NotFoundError, ResponseError
+from scimsync.errors import AuthError, ConnectorError, NotFoundError, ResponseError
 from scimsync.http import ErrorParser, HttpClient
-from scimsync.http.scim import read_error
+from scimsync.http.scim import read_error, value_path
 from scimsync.models import Account
 from scimsync.secrets import redact
 from scimsync.targets.scim_read import ScimReader, auth_error, json_body, resource_path
-from scimsync.targets.scim_resources import member_add, member_remove, replaced
+from scimsync.targets.scim_resources import patch, replaced
 
 log = logging.getLogger("scimsync.targets.scim")
 
@@ -126,24 +126,62 @@ class ScimWriter:
             raise ConnectorError(self.system, obj, cause)
         return ids.pop()
 
-    def membership(self, account: Account, group: str, *, add: bool) -> None:
-        """Add ``account`` to ``group`` or remove it; the wanted state already holding is success."""
-        obj = f"membership {account.username} in {group}"
-        gid, uid = self.group_id(group, obj), self.user_id(account)
+    def membership(self, accounts: Sequence[Account], group: str, *, add: bool) -> None:
+        """Add ``accounts`` to ``group`` or remove them, in one request; already so is success."""
+        names = accounts[0].username if len(accounts) == 1 else f"{len(accounts)} users"
+        obj = f"membership {names} in {group}"
+        gid = self.group_id(group, obj)
+        uids = list(dict.fromkeys(self.user_id(a) for a in accounts))
 
         def change(resource: dict[str, Any]) -> dict[str, Any] | None:
             members = [m for m in resource.get("members") or [] if isinstance(m, dict)]
-            if any(m.get("value") == uid for m in members) == add:
+            held = {m.get("value") for m in members}
+            if all((uid in held) == add for uid in uids):
                 return None
-            kept = [*members, {"value": uid}] if add else [m for m in members if m.get("value") != uid]
-            return replaced(resource, {"members": kept})
+            if add:
+                return replaced(
+                    resource, {"members": [*members, *({"value": u} for u in uids if u not in held)]}
+                )
+            return replaced(resource, {"members": [m for m in members if m.get("value") not in uids]})
 
         path = resource_path("/Groups", gid)
-        response = self.modify(path, obj, member_add(uid) if add else member_remove(uid), change)
+        try:
+            response = self.modify(path, obj, members_patch(uids, add=add), change)
+        except ConnectorError as exc:
+            # SPEC §8: a request of many whose outcome is unknown (a 5xx, the connection lost
+            # after sending) is read again before the engine sends its members one by one.
+            if len(uids) == 1 or isinstance(exc, AuthError) or not _unknown(exc):
+                raise
+            if self._as_wanted(gid, uids, add=add):
+                return
+            raise
         if response is None or response.status_code < 300:
             return
         # §6 [U]: a duplicate add or the removal of a non-member may be refused; the
         # group's members, read again, decide, never the message.
-        if (uid in self.reader.members(gid)) == add:
+        if self._as_wanted(gid, uids, add=add):
             return
         raise self.refused(response, obj)
+
+    def _as_wanted(self, gid: str, uids: Sequence[str], *, add: bool) -> bool:
+        """Tell whether the group, read now, has every one of ``uids`` in (or out, removing)."""
+        held = self.reader.members(gid)
+        return all((uid in held) == add for uid in uids)
+
+
+def _unknown(exc: ConnectorError) -> bool:
+    """Tell whether a failed write may have been carried out: no answer, or a server error."""
+    return exc.status is None or exc.status >= 500
+
+
+def members_patch(user_ids: Sequence[str], *, add: bool) -> dict[str, Any]:
+    """Return the PatchOp that adds or removes these members, all in one request.
+
+    Adding: one ``add`` with every member in its value (reference §3.7, the official
+    example's form). Removing: one ``remove`` by a value filter per member (RFC 7644
+    §3.5.2.2), never ``remove`` of ``members`` with a value list: RFC 7644 reads a
+    ``remove`` without a filter as "remove every member", whatever the value says.
+    """
+    if add:
+        return patch([{"op": "add", "path": "members", "value": [{"value": uid} for uid in user_ids]}])
+    return patch([{"op": "remove", "path": value_path("members", "value", uid)} for uid in user_ids])
