@@ -379,3 +379,13 @@ HARNESSES: dict[str, HarnessFactory] = {
     "ldap": ldap_harness,
     "scim": scim_harness,
 }
+
+
+def _register_idps() -> None:
+    """Add the cloud IdPs' harnesses (their modules import this one: registered after it loads)."""
+    from source_harness_onelogin import onelogin_harness
+
+    HARNESSES["onelogin"] = onelogin_harness
+
+
+_register_idps()

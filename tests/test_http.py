@@ -598,6 +598,24 @@ def test_okta_reset_is_measured_against_the_date_header_and_holds_every_thread(
 
 
 @responses.activate
+def test_onelogin_reset_counts_seconds_and_a_429_without_retry_after_waits_for_it(
+    fake: FakeTime, client: HttpClient
+) -> None:
+    # idp §4.6: X-RateLimit-Reset is the seconds until the hourly budget refills.
+    spent = {
+        "X-RateLimit-Limit": "5000",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "37",
+        "Date": DATE,
+    }
+    responses.get(f"{BASE}/api/2/users", status=429, json={"status": {"error": True}}, headers=spent)
+    responses.get(f"{BASE}/api/2/users", json=[])
+
+    assert client.get_json("/api/2/users") == []
+    assert fake.sleeps == [37.0]
+
+
+@responses.activate
 def test_client_rate_limit_spaces_requests(fake: FakeTime) -> None:
     client = make_client(fake, settings=HttpSettings(rate_limit=4))
     responses.get(LIST, json={})

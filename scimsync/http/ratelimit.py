@@ -245,6 +245,9 @@ def rate_limit_hold(response: requests.Response, now: float) -> float | None:
         reset = _smallest_number(headers.get("X-Rate-Limit-Reset"))
         return _DEFAULT_HOLD if reset is None else max(0.0, reset - now)
     # Atlassian DC: retry-after is the seconds until new tokens, 0 while tokens remain (atlassian §1.11).
+    # OneLogin: no retry-after; X-RateLimit-Reset counts the SECONDS until the budget refills,
+    # not an epoch time as Okta's does (idp §4.6).
     if _smallest_number(headers.get("X-RateLimit-Remaining")) == 0:
-        return retry_after_seconds(response, now) or _DEFAULT_HOLD
+        reset = _smallest_number(headers.get("X-RateLimit-Reset"))
+        return retry_after_seconds(response, now) or (max(0.0, reset) if reset else None) or _DEFAULT_HOLD
     return None

@@ -11,12 +11,14 @@ from scimsync.http import HttpSettings
 from scimsync.sources.base import Source
 from scimsync.sources.file import FileSource
 from scimsync.sources.ldap import LdapSource
+from scimsync.sources.onelogin import OneLoginSource
 from scimsync.sources.scim import ScimSource
 
 # type name -> connector class, called as cls(name, source_config, http_settings)
 SOURCE_TYPES: dict[str, Callable[[str, Any, HttpSettings], Source]] = {
     "file": FileSource,
     "ldap": LdapSource,
+    "onelogin": OneLoginSource,
     "scim": ScimSource,
 }
 
