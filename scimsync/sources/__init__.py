@@ -9,6 +9,7 @@ from scimsync.config import Config
 from scimsync.errors import ConfigError
 from scimsync.http import HttpSettings
 from scimsync.sources.base import Source
+from scimsync.sources.entra import EntraSource
 from scimsync.sources.file import FileSource
 from scimsync.sources.ldap import LdapSource
 from scimsync.sources.onelogin import OneLoginSource
@@ -16,6 +17,7 @@ from scimsync.sources.scim import ScimSource
 
 # type name -> connector class, called as cls(name, source_config, http_settings)
 SOURCE_TYPES: dict[str, Callable[[str, Any, HttpSettings], Source]] = {
+    "entra": EntraSource,
     "file": FileSource,
     "ldap": LdapSource,
     "onelogin": OneLoginSource,
