@@ -384,9 +384,11 @@ HARNESSES: dict[str, HarnessFactory] = {
 def _register_idps() -> None:
     """Add the cloud IdPs' harnesses (their modules import this one: registered after it loads)."""
     from source_harness_entra import entra_harness
+    from source_harness_okta import okta_harness
     from source_harness_onelogin import onelogin_harness
 
     HARNESSES["entra"] = entra_harness
+    HARNESSES["okta"] = okta_harness
     HARNESSES["onelogin"] = onelogin_harness
 
 

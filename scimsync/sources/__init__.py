@@ -12,6 +12,7 @@ from scimsync.sources.base import Source
 from scimsync.sources.entra import EntraSource
 from scimsync.sources.file import FileSource
 from scimsync.sources.ldap import LdapSource
+from scimsync.sources.okta import OktaSource
 from scimsync.sources.onelogin import OneLoginSource
 from scimsync.sources.scim import ScimSource
 
@@ -20,6 +21,7 @@ SOURCE_TYPES: dict[str, Callable[[str, Any, HttpSettings], Source]] = {
     "entra": EntraSource,
     "file": FileSource,
     "ldap": LdapSource,
+    "okta": OktaSource,
     "onelogin": OneLoginSource,
     "scim": ScimSource,
 }
