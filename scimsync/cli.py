@@ -367,13 +367,29 @@ def audit_verify(audit_log: Path) -> None:
 
 
 @cli.command()
+@click.option(
+    "--source",
+    metavar="NAME",
+    default="file",
+    show_default=True,
+    help="The IdP to simulate: file (a CSV file), ldap (a real OpenLDAP slapd) or scim (a SCIM 2.0 service).",
+)
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME",
+    help="A target to simulate: jira, confluence, atlassian-cloud or all "
+    "(repeatable; default: jira and confluence).",
+)
 @click.option("--keep", is_flag=True, help="Keep the simulators running until Ctrl-C, to explore.")
 @pass_state
-def demo(state: State, keep: bool) -> None:
+def demo(state: State, source: str, targets: tuple[str, ...], keep: bool) -> None:
     """Run plan, apply and plan again against built-in simulators. Needs no account anywhere."""
+    # Imported here: the simulators load only for the demo. It checks the names (its registries').
     from scimsync.sim.demo import run_demo
 
-    run_demo(state.consoles, keep=keep)
+    run_demo(state.consoles, source=source, targets=targets, keep=keep)
 
 
 def main() -> None:

@@ -1,158 +1,180 @@
-"""``scimsync demo``: simulated Jira and Confluence Data Center, a made-up company, plan -> apply -> plan."""
+"""``scimsync demo``: a simulated IdP and Atlassian products, a made-up company, plan -> apply -> plan.
+
+The IdP comes from ``demo_sources.SOURCES`` (a CSV file by default), the targets from
+``demo_targets.TARGETS`` (Jira and Confluence Data Center by default). Everything is
+started inside one ``ExitStack``: whatever happens, including an error or Ctrl-C (or
+SIGTERM) while ``--keep`` holds the servers up, each server is stopped and the demo's
+temporary folder removed on the way out.
+"""
 
 from __future__ import annotations
 
+import signal
 import tempfile
+import textwrap
 import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from scimsync import api
+from scimsync.config import Config
 from scimsync.render import Consoles, progress, render_apply, render_plan
-from scimsync.sim.company import make_people, write_csv
-from scimsync.sim.confluence import ConfluenceSim
-from scimsync.sim.jira import JiraSim
-from scimsync.sim.server import SimServer
+from scimsync.sim import demo_sources, demo_targets
+from scimsync.sim.company import make_people
+from scimsync.sim.demo_sources import DemoSource
+from scimsync.sim.demo_targets import DemoTarget
 
 CONFIG = """\
 # Written by `scimsync demo`. Every key is documented in config.example.yaml.
 version: 1
 source:
-  type: file
-  path: company.csv
-  include_groups: ["atlassian-*"]      # only people in an atlassian-* group get accounts
+{source}  include_groups: ["atlassian-*"]      # only people in an atlassian-* group get accounts
 mapping:
   username: "{{{{ user.email | localpart | lower }}}}"
   email: "{{{{ user.email | lower }}}}"
   display_name: "{{{{ user.first_name }}}} {{{{ user.last_name }}}}"
 targets:
-  jira:
-    type: jira
-    url: {url}
-    token: ${{SCIMSYNC_DEMO_TOKEN:-sim-jira-token}}
-    default_groups: [jira-software-users]
-    groups:
-      - from: "atlassian-jira-*"
-        to: "{{{{ group.name | replace('atlassian-', '') }}}}"
-  confluence:
-    type: confluence
-    url: {wiki_url}
-    username: admin
-    password: ${{SCIMSYNC_DEMO_WIKI_PASSWORD:-sim-wiki-password}}
-    default_groups: [confluence-users]
-    groups:
-      - from: "atlassian-confluence-users"
-        to: [confluence-editors]
-policy:
+{targets}policy:
   protected_users: [admin]
   max_deactivations: 5
 audit_log: audit.jsonl
 lock_file: .scimsync.lock
 """
+INDENT = " " * len("scimsync demo: ")
 
 
-WIKI_VERSION = "9.4.0"  # cannot change names or emails over REST before 10.0: the plan says so
-
-
-def seed(sim: JiraSim, people: list[dict[str, Any]]) -> None:
-    """Give the simulated Jira the history of a company that synced before."""
-    sim.add_group("scimsync-managed")
-    jira_people = [p for p in people if "atlassian-jira-users" in p["groups"]]
-    for i, person in enumerate(jira_people[:8]):
-        name = person["username"]
-        display = f"{person['first_name']} {person['last_name']}"
-        email = person["email"]
-        if i == 1:
-            display = f"{person['first_name']} Oldname"  # a name change in the IdP
-        if i == 2:
-            email = f"{name}@old-acme.example"  # an email change
-        sim.add_user(name, email, display, active=i != 3, groups=("jira-software-users", "scimsync-managed"))
-    sim.add_user(
-        "olga.former",
-        "olga.former@acme.example",
-        "Olga Former",
-        groups=("jira-software-users", "scimsync-managed"),
-    )
-    sim.add_user("build-bot", "build-bot@acme.example", "Build Bot", groups=("jira-software-users",))
-    jira_people[4]["active"] = False  # left the company yesterday; still active in Jira
-
-
-def seed_wiki(wiki: ConfluenceSim, people: list[dict[str, Any]]) -> None:
-    """Give the simulated Confluence a few accounts of its own: some synced before, some not."""
-    wiki.add_group("scimsync-managed")
-    for person in [p for p in people if "atlassian-confluence-users" in p["groups"]][:4]:
-        display = f"{person['first_name']} {person['last_name']}"
-        wiki.add_user(
-            person["username"], person["email"], display, groups=("confluence-users", "scimsync-managed")
-        )
-    wiki.add_user(
-        "olga.former",
-        "olga.former@acme.example",
-        "Olga Former",
-        groups=("confluence-users", "scimsync-managed"),
-    )
-    wiki.add_user("wiki-bot", "wiki-bot@acme.example", "Wiki Bot", groups=("confluence-users",))
-
-
-def run_demo(consoles: Consoles, *, keep: bool = False) -> None:
-    """Start the simulator, write a config, and run plan, apply, plan."""
-    out = consoles.out
+def make_company() -> list[dict[str, Any]]:
+    """Return the made-up company, with one person who left yesterday (still active in Jira)."""
     people = make_people(40)
-    sim = JiraSim(version="10.3.1")
-    wiki = ConfluenceSim(WIKI_VERSION, password="sim-wiki-password")
-    seed(sim, people)
-    seed_wiki(wiki, people)
-    with (
-        SimServer(sim.app) as server,
-        SimServer(wiki.app, prefix="/confluence") as wiki_server,
-        tempfile.TemporaryDirectory(prefix="scimsync-demo-") as tmp,
-    ):
-        folder = Path(tmp)
-        write_csv(people, folder / "company.csv")
-        text = CONFIG.format(url=server.url, wiki_url=wiki_server.url)
-        (folder / "scimsync.yaml").write_text(text, encoding="utf-8")
-        config = api.load(folder / "scimsync.yaml")
-        out.print(f"[bold]scimsync demo[/]: a simulated Jira Data Center 10.3 at {server.url}")
-        out.print(
-            f"               and a simulated Confluence Data Center {WIKI_VERSION} at {wiki_server.url}"
-        )
-        out.print(
-            f"source: {folder / 'company.csv'} ({len(people)} people); config: {folder / 'scimsync.yaml'}\n"
-        )
+    jira_users = [p for p in people if "atlassian-jira-users" in p["groups"]]
+    jira_users[4]["active"] = False
+    return people
 
-        out.print("[bold]1. scimsync plan[/]  (reads only)")
-        with progress(consoles) as report:
-            plan = api.make_plan(config, progress=report)
-        render_plan(plan, consoles)
 
-        out.print("\n[bold]2. scimsync apply -y[/]")
-        sim.log.clear()
-        wiki.log.clear()
-        with progress(consoles) as report:
-            result = api.apply(config, plan, recheck=False, progress=report, stop=threading.Event())
-        render_apply(result, consoles)
-        out.print(
-            f"{len(sim.log.writes())} write requests sent to Jira, {len(wiki.log.writes())} to Confluence."
-        )
-
-        out.print("\n[bold]3. scimsync plan[/]  (again: nothing left to do)")
-        sim.log.clear()
-        wiki.log.clear()
-        again = api.make_plan(config)
-        render_plan(again, consoles)
-        writes = len(sim.log.writes()) + len(wiki.log.writes())
-        out.print(f"{writes} write requests sent by the second plan.\n")
-        _next_steps(consoles, folder, keep=keep)
+def run_demo(
+    consoles: Consoles, *, source: str = demo_sources.DEFAULT, targets: Sequence[str] = (), keep: bool = False
+) -> None:
+    """Start the IdP and the targets, write a config, and run plan, apply, plan."""
+    start_source = demo_sources.pick(source)
+    names = demo_targets.pick(targets)
+    people = make_company()
+    with _sigterm_interrupts(), ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="scimsync-demo-")))
+        idp = stack.enter_context(start_source(people, folder))
+        systems = [stack.enter_context(demo_targets.TARGETS[name](people)) for name in names]
+        config = _write_config(folder, idp, systems)
+        _intro(consoles, folder, idp, systems, len(people))
+        _plan_apply_plan(consoles, config, systems)
+        again = " ".join(["scimsync demo --keep", *_flags(source, names)])
+        _next_steps(consoles, folder, idp, again=again if not keep else None)
         if keep:
-            threading.Event().wait()
+            _serve_until_stopped(consoles)
+    if keep:
+        consoles.out.print(f"Stopped the simulators and removed {folder}.")
 
 
-def _next_steps(consoles: Consoles, folder: Path, *, keep: bool) -> None:
+def _write_config(folder: Path, idp: DemoSource, systems: Sequence[DemoTarget]) -> Config:
+    blocks = "".join(textwrap.indent(t.block, "  ") for t in systems)
+    text = CONFIG.format(source=textwrap.indent(idp.block, "  "), targets=blocks)
+    (folder / "scimsync.yaml").write_text(text, encoding="utf-8")
+    return api.load(folder / "scimsync.yaml")
+
+
+def _intro(
+    consoles: Consoles, folder: Path, idp: DemoSource, systems: Sequence[DemoTarget], people: int
+) -> None:
+    out = consoles.out
+    for n, system in enumerate(systems):
+        lead = "[bold]scimsync demo[/]: " if n == 0 else INDENT + ("and " if n == len(systems) - 1 else "")
+        out.print(f"{lead}{system.title}")
+    out.print(f"source: {idp.title} ({people} people); config: {folder / 'scimsync.yaml'}\n")
+
+
+def _plan_apply_plan(consoles: Consoles, config: Config, systems: Sequence[DemoTarget]) -> None:
+    out = consoles.out
+    out.print("[bold]1. scimsync plan[/]  (reads only)")
+    with progress(consoles) as report:
+        plan = api.make_plan(config, progress=report)
+    render_plan(plan, consoles)
+
+    out.print("\n[bold]2. scimsync apply -y[/]")
+    _clear_logs(systems)
+    with progress(consoles) as report:
+        result = api.apply(config, plan, recheck=False, progress=report, stop=threading.Event())
+    render_apply(result, consoles)
+    first, *rest = systems
+    sent = [f"{len(first.log.writes())} write requests sent to {first.label}"]
+    out.print(", ".join(sent + [f"{len(s.log.writes())} to {s.label}" for s in rest]) + ".")
+
+    out.print("\n[bold]3. scimsync plan[/]  (again: nothing left to do)")
+    _clear_logs(systems)
+    render_plan(api.make_plan(config), consoles)
+    writes = sum(len(s.log.writes()) for s in systems)
+    out.print(f"{writes} write requests sent by the second plan.\n")
+
+
+def _clear_logs(systems: Sequence[DemoTarget]) -> None:
+    for system in systems:
+        system.log.clear()
+
+
+def _flags(source: str, names: Sequence[str]) -> list[str]:
+    """Return the options that start this demo again: what differs from the defaults."""
+    flags = [f"--source {source}"] if source != demo_sources.DEFAULT else []
+    if list(names) != list(demo_targets.DEFAULT):
+        flags += [f"--target {name}" for name in names]
+    return flags
+
+
+def _next_steps(consoles: Consoles, folder: Path, idp: DemoSource, *, again: str | None) -> None:
     out = consoles.out
     out.print("[bold]What to try next[/]")
-    if not keep:
-        out.print("  scimsync demo --keep     keep the simulator running, then in another shell:")
-    out.print(f"  edit {folder / 'company.csv'} (set a person's active to false, rename someone)")
+    if again:
+        out.print(f"  {again}     keep the simulators running, then in another shell:")
+    out.print(f"  {idp.hint}")
     out.print(f"  scimsync -c {folder / 'scimsync.yaml'} plan")
     out.print(f"  scimsync -c {folder / 'scimsync.yaml'} plan --format markdown --out plan.json")
     out.print("  cp config.example.yaml scimsync.yaml   then point it at your own IdP and Jira")
+
+
+def _serve_until_stopped(consoles: Consoles) -> None:
+    """Block until Ctrl-C or SIGTERM: the caller's ``with`` blocks then stop everything."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # A flag, not KeyboardInterrupt: an exception raised inside a print can leave the
+    # console's lock held, and the goodbye line would then hang.
+    main = threading.current_thread() is threading.main_thread()
+    signals = (signal.SIGINT, signal.SIGTERM) if main else ()
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        consoles.out.print("\nThe simulators keep running until Ctrl-C.")
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Make SIGTERM unwind like Ctrl-C, so that servers stop and folders go (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        # Once: a second SIGTERM must not cut short the cleanup the first one started.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
