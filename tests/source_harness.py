@@ -90,6 +90,7 @@ class Seed:
 
 # Cases a harness may declare it cannot run (its `cannot` keys).
 NESTING = "nesting"
+CYCLES = "cycles"  # groups that contain each other (a directory that is not a tree)
 RATE_LIMIT = "429"
 AUTH = "auth"
 FAILING_PAGE = "failing page"
@@ -384,10 +385,12 @@ HARNESSES: dict[str, HarnessFactory] = {
 def _register_idps() -> None:
     """Add the cloud IdPs' harnesses (their modules import this one: registered after it loads)."""
     from source_harness_entra import entra_harness
+    from source_harness_keycloak import keycloak_harness
     from source_harness_okta import okta_harness
     from source_harness_onelogin import onelogin_harness
 
     HARNESSES["entra"] = entra_harness
+    HARNESSES["keycloak"] = keycloak_harness
     HARNESSES["okta"] = okta_harness
     HARNESSES["onelogin"] = onelogin_harness
 

@@ -66,13 +66,19 @@ class OneLoginSourceConfig(_SourceBase):
 
 
 class KeycloakSourceConfig(_SourceBase):
-    """Keycloak admin REST API with a confidential client."""
+    """Keycloak admin REST API with a confidential client.
+
+    ``page_size`` is the ``max`` asked per page of users, groups and members: Keycloak
+    documents no cap (idp §5.2); each page repeats the previous page's last entry, so it
+    must be at least 2.
+    """
 
     type: Literal["keycloak"]
     url: Url
     realm: NonEmpty
     client_id: NonEmpty
     client_secret: SecretStr
+    page_size: int = Field(default=500, ge=2)
 
 
 class ScimSourceConfig(_SourceBase):
