@@ -372,7 +372,8 @@ def audit_verify(audit_log: Path) -> None:
     metavar="NAME",
     default="file",
     show_default=True,
-    help="The IdP to simulate: file (a CSV file), ldap (a real OpenLDAP slapd) or scim (a SCIM 2.0 service).",
+    help="The IdP to simulate: file (a CSV file), ldap (a real OpenLDAP slapd), scim (a SCIM 2.0 "
+    "service), okta, entra, google, onelogin or keycloak.",
 )
 @click.option(
     "--target",

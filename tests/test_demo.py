@@ -103,8 +103,15 @@ def test_the_file_source_converges_and_the_leaver_is_deactivated() -> None:
 
 @pytest.mark.parametrize(
     ("source", "title"),
-    [("ldap", "OpenLDAP slapd at ldap://127.0.0.1:"), ("scim", "a simulated SCIM 2.0 service at http://")],
-    ids=["ldap", "scim"],
+    [
+        ("ldap", "OpenLDAP slapd at ldap://127.0.0.1:"),
+        ("scim", "a simulated SCIM 2.0 service at http://"),
+        ("okta", "a simulated Okta org at http://"),
+        ("entra", "a simulated Microsoft Entra ID tenant at http://"),
+        ("onelogin", "a simulated OneLogin account at http://"),
+        ("keycloak", "a simulated Keycloak realm at http://"),
+    ],
+    ids=["ldap", "scim", "okta", "entra", "onelogin", "keycloak"],
 )
 def test_an_idp_source_gives_the_same_plan_as_the_file(source: str, title: str, every_target: Result) -> None:
     if source == "ldap":

@@ -27,6 +27,15 @@ from scimsync.ldap_lib import ldap3
 from scimsync.sim import slapd
 from scimsync.sim.atlassian_cloud import AtlassianCloudSim
 from scimsync.sim.company import write_csv
+from scimsync.sim.entra import CLIENT_ID as ENTRA_CLIENT
+from scimsync.sim.entra import CLIENT_SECRET as ENTRA_SECRET
+from scimsync.sim.entra import TENANT_ID as ENTRA_TENANT
+from scimsync.sim.entra import EntraSim
+from scimsync.sim.keycloak import SECRET as KEYCLOAK_SECRET
+from scimsync.sim.keycloak import KeycloakSim
+from scimsync.sim.okta import TOKEN as OKTA_TOKEN
+from scimsync.sim.okta import OktaSim
+from scimsync.sim.onelogin import OneLoginSim
 from scimsync.sim.server import SimServer
 
 if TYPE_CHECKING:
@@ -255,9 +264,35 @@ def _scim_hint(url: str) -> str:
     return f"curl -H 'Authorization: Bearer {ScimIdp.token}' {users}   (PATCH active to false: a leaver)"
 
 
+def _okta(url: str) -> str:
+    return f"type: okta\nurl: {url}\ntoken: ${{SCIMSYNC_DEMO_OKTA_TOKEN:-{OKTA_TOKEN}}}\n"
+
+
+def _entra(url: str) -> str:
+    secret = f"${{SCIMSYNC_DEMO_ENTRA_SECRET:-{ENTRA_SECRET}}}"
+    return (
+        f"type: entra\ntenant_id: {ENTRA_TENANT}\nclient_id: {ENTRA_CLIENT}\nclient_secret: {secret}\n"
+        f"login_url: {url}\ngraph_url: {url}\n"
+    )
+
+
+def _onelogin(url: str) -> str:
+    secret = "${SCIMSYNC_DEMO_ONELOGIN_SECRET:-sim-onelogin-secret}"
+    return f"type: onelogin\nurl: {url}\nclient_id: sim-onelogin-client\nclient_secret: {secret}\n"
+
+
+def _keycloak(url: str) -> str:
+    secret = f"${{SCIMSYNC_DEMO_KEYCLOAK_SECRET:-{KEYCLOAK_SECRET}}}"
+    return f"type: keycloak\nurl: {url}\nrealm: acme\nclient_id: scimsync\nclient_secret: {secret}\n"
+
+
 SOURCES: dict[str, Start] = {
     "file": file_source,
     "ldap": ldap_source,
+    "okta": served(OktaSim, _okta, "Okta org"),
+    "entra": served(EntraSim, _entra, "Microsoft Entra ID tenant"),
+    "onelogin": served(OneLoginSim, _onelogin, "OneLogin account"),
+    "keycloak": served(KeycloakSim, _keycloak, "Keycloak realm"),
     "scim": served(
         ScimIdp,
         lambda url: SCIM_BLOCK.format(url=url, path=ScimIdp.base_path),
