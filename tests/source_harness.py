@@ -385,11 +385,13 @@ HARNESSES: dict[str, HarnessFactory] = {
 def _register_idps() -> None:
     """Add the cloud IdPs' harnesses (their modules import this one: registered after it loads)."""
     from source_harness_entra import entra_harness
+    from source_harness_google import google_harness
     from source_harness_keycloak import keycloak_harness
     from source_harness_okta import okta_harness
     from source_harness_onelogin import onelogin_harness
 
     HARNESSES["entra"] = entra_harness
+    HARNESSES["google"] = google_harness
     HARNESSES["keycloak"] = keycloak_harness
     HARNESSES["okta"] = okta_harness
     HARNESSES["onelogin"] = onelogin_harness

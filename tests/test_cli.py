@@ -193,18 +193,6 @@ def test_version() -> None:
     assert CliRunner().invoke(cli, ["--version"]).output.strip() == f"scimsync, version {__version__}"
 
 
-def test_unavailable_connector_type_fails_validate(world: World) -> None:
-    edit_config(
-        world, "  type: file\n  path: people.csv", "  type: okta\n  url: https://acme.okta.com\n  token: t"
-    )
-    result = world.run("validate")
-    assert result.exit_code == 1
-    assert result.stderr == (
-        f"error: config {world.config}: source.type: 'okta' is not available in this version "
-        "(available: file, ldap, scim)\n"
-    )
-
-
 @pytest.mark.parametrize(
     "args",
     [

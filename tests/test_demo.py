@@ -108,10 +108,11 @@ def test_the_file_source_converges_and_the_leaver_is_deactivated() -> None:
         ("scim", "a simulated SCIM 2.0 service at http://"),
         ("okta", "a simulated Okta org at http://"),
         ("entra", "a simulated Microsoft Entra ID tenant at http://"),
+        ("google", "a simulated Google Workspace at http://"),
         ("onelogin", "a simulated OneLogin account at http://"),
         ("keycloak", "a simulated Keycloak realm at http://"),
     ],
-    ids=["ldap", "scim", "okta", "entra", "onelogin", "keycloak"],
+    ids=["ldap", "scim", "okta", "entra", "google", "onelogin", "keycloak"],
 )
 def test_an_idp_source_gives_the_same_plan_as_the_file(source: str, title: str, every_target: Result) -> None:
     if source == "ldap":

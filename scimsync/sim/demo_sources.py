@@ -31,6 +31,8 @@ from scimsync.sim.entra import CLIENT_ID as ENTRA_CLIENT
 from scimsync.sim.entra import CLIENT_SECRET as ENTRA_SECRET
 from scimsync.sim.entra import TENANT_ID as ENTRA_TENANT
 from scimsync.sim.entra import EntraSim
+from scimsync.sim.google import TOKEN_PATH as GOOGLE_TOKEN_PATH
+from scimsync.sim.google import GoogleSim
 from scimsync.sim.keycloak import SECRET as KEYCLOAK_SECRET
 from scimsync.sim.keycloak import KeycloakSim
 from scimsync.sim.okta import TOKEN as OKTA_TOKEN
@@ -286,11 +288,29 @@ def _keycloak(url: str) -> str:
     return f"type: keycloak\nurl: {url}\nrealm: acme\nclient_id: scimsync\nclient_secret: {secret}\n"
 
 
+@contextmanager
+def google_source(people: People, folder: Path) -> Iterator[DemoSource]:
+    """Serve the company from a simulated Google Workspace, with a throwaway service-account key."""
+    sim = GoogleSim()
+    subject = sim.seed_company(people)
+    with SimServer(sim.app) as server:
+        key = sim.write_credentials_file(
+            folder / "google-service-account.json", server.url + GOOGLE_TOKEN_PATH
+        )
+        block = (
+            f"type: google\ncredentials_file: {key.name}\nsubject: {subject}\n"
+            f"url: {server.url}\ntoken_url: {server.url}{GOOGLE_TOKEN_PATH}\n"
+        )
+        hint = f"change a person through the Google Workspace Directory API at {server.url}"
+        yield DemoSource(f"a simulated Google Workspace at {server.url}", block, hint)
+
+
 SOURCES: dict[str, Start] = {
     "file": file_source,
     "ldap": ldap_source,
     "okta": served(OktaSim, _okta, "Okta org"),
     "entra": served(EntraSim, _entra, "Microsoft Entra ID tenant"),
+    "google": google_source,
     "onelogin": served(OneLoginSim, _onelogin, "OneLogin account"),
     "keycloak": served(KeycloakSim, _keycloak, "Keycloak realm"),
     "scim": served(

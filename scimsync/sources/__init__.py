@@ -11,6 +11,7 @@ from scimsync.http import HttpSettings
 from scimsync.sources.base import Source
 from scimsync.sources.entra import EntraSource
 from scimsync.sources.file import FileSource
+from scimsync.sources.google import GoogleSource
 from scimsync.sources.keycloak import KeycloakSource
 from scimsync.sources.ldap import LdapSource
 from scimsync.sources.okta import OktaSource
@@ -21,6 +22,7 @@ from scimsync.sources.scim import ScimSource
 SOURCE_TYPES: dict[str, Callable[[str, Any, HttpSettings], Source]] = {
     "entra": EntraSource,
     "file": FileSource,
+    "google": GoogleSource,
     "keycloak": KeycloakSource,
     "ldap": LdapSource,
     "okta": OktaSource,
