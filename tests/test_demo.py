@@ -162,7 +162,10 @@ def test_without_slapd_the_ldap_demo_says_how_to_install_it(
 def test_unknown_names_are_refused_with_the_known_ones() -> None:
     source = demo("--source", "okta-ish")
     assert source.exit_code == 1
-    assert source.stderr == "error: demo: no source 'okta-ish' (choose from file, ldap, scim)\n"
+    assert source.stderr == (
+        "error: demo: no source 'okta-ish' "
+        "(choose from file, ldap, okta, entra, google, onelogin, keycloak, scim)\n"
+    )
     target = demo("--target", "jira", "--target", "bamboo")
     assert target.exit_code == 1
     assert "no target 'bamboo' (choose from jira, confluence, atlassian-cloud, all)" in target.stderr

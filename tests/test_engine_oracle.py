@@ -33,7 +33,9 @@ from scimsync.engine.diff import DiffPolicy, diff
 from scimsync.engine.plan import OpKind, TargetPlan
 from scimsync.models import Account, Capabilities, DesiredAccount, GroupGrant, TargetDirectory
 
-SETTINGS = settings(max_examples=300, deadline=None)
+# derandomize: the same examples on every machine, so that CI never fails on a lucky draw
+# (a ratio of skipped worlds, below). Worlds a random run found are pinned as examples.
+SETTINGS = settings(max_examples=300, deadline=None, derandomize=True)
 
 # Pairs that differ under lower() (two Jira users) but are equal under casefold().
 CASEFOLD_TWINS = [
@@ -333,6 +335,14 @@ def converges(cases: st.SearchStrategy[tuple[World, Capabilities]], *pinned: Wor
                 (op.group or "").lower() == owner for op in second.operations if op.kind is OpKind.ADD_MEMBER
             )
             return
+        # An account the first plan refused as a collision (two records claim it; neither
+        # changes it, SPEC §6) can be settled by the next run once the first run's creates
+        # give one claimant an account of its own. Only those accounts may move then.
+        contested = {c.value.lower() for c in first.collisions if c.field == "account"}
+        if second.operations and all(op.account.lower() in contested for op in second.operations):
+            counts["collision settled in the second run"] += 1
+            assert {op.kind for op in second.operations} & {OpKind.CREATE_USER, OpKind.DELETE_USER} == set()
+            return
         assert second.operations == ()
 
     for world in pinned:
@@ -361,8 +371,29 @@ TWO_LINKS_ONE_ACCOUNT = World(
 )
 
 
+# Found by a random run: bob's account is claimed by src0 (username) and by src1's link
+# (src1 left): a collision, untouched. src2 is created as admin, src1's username, so the
+# next run no longer takes src1's link for sure and gives the account to src0 (email).
+CONTESTED_THEN_SETTLED = World(
+    desired=(
+        DesiredAccount("s0", "src0", "bob", "ann@x.io", "A", active=True),
+        DesiredAccount("s1", "src1", "admin", "ann@x.io", "A", active=False),
+        DesiredAccount("s2", "src2", "admin", "bob@x.io", "A", active=True),
+    ),
+    actual=TargetDirectory(
+        accounts=(
+            Account("K0", "ann", "ann@x.io", "A"),
+            Account("K1", "bob", "bob@x.io", "A", groups=frozenset({OWNERS[0]})),
+        ),
+        groups=frozenset({OWNERS[0]}),
+    ),
+    policy=DiffPolicy(match=("username", "id"), create_groups=False, sync_fields=("email",)),
+    links={"s1": "K1"},
+)
+
+
 def test_applied_plan_planned_again_is_empty() -> None:
-    converges(worlds(shared_emails=False), TWO_LINKS_ONE_ACCOUNT)
+    converges(worlds(shared_emails=False), TWO_LINKS_ONE_ACCOUNT, CONTESTED_THEN_SETTLED)
 
 
 # jose left; ivan's email changes from e@x.io, which jose's account shares, so that e@x.io,
