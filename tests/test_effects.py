@@ -284,3 +284,26 @@ def test_an_external_id_is_compared_exactly(now: str | None, verdict: Check) -> 
         expected={"external_id": None},
     )
     assert check(adopt, replace(BOB, external_id=now)) == verdict
+
+
+@pytest.mark.parametrize("kind", [OpKind.DEACTIVATE_USER, OpKind.DELETE_USER, OpKind.REMOVE_MEMBER])
+def test_an_account_renamed_since_the_plan_is_not_taken_away_from(kind: OpKind) -> None:
+    # A saved plan's leaver renamed since, say to a present person's name: only a fresh plan
+    # can tell whether it is still a leaver's account (SPEC §5).
+    leave = op(kind, account_id="K1", group="jira-users" if kind is OpKind.REMOVE_MEMBER else None)
+    rule = ownership(leave)
+    assert rule.problem(leave, OWNED) is None
+    assert rule.problem(leave, replace(OWNED, username="BOB")) is None  # the same name, in another case
+    problem = rule.problem(leave, replace(OWNED, username="bruna"))
+    assert problem == "'bob' was renamed to 'bruna' since the plan was made"
+
+
+def test_a_rename_in_the_plan_itself_is_no_reason_to_stop() -> None:
+    rename = op(OpKind.UPDATE_USER, FieldChange("username", "bob", "robert"), account_id="K1")
+    leave = op(OpKind.REMOVE_MEMBER, account_id="K1", group="jira-users")
+    rule = ownership(rename, leave)
+    assert rule.problem(leave, replace(OWNED, username="robert")) is None
+    assert rule.problem(leave, replace(OWNED, username="rob")) is not None
+    # Only the operations that take something away are stopped by a rename.
+    add = op(OpKind.ADD_MEMBER, account_id="K1", group="jira-devs")
+    assert ownership(add).problem(add, replace(OWNED, username="bruna")) is None

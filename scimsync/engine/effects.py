@@ -50,6 +50,8 @@ class Ownership:
     protected_users: tuple[str, ...]
     # Accounts this plan itself gives the owner marker: id -> (the key it matched by, its value).
     adopted: Mapping[str, tuple[str, str]]
+    # Accounts this plan itself renames: id -> the new username.
+    renames: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(
@@ -61,7 +63,15 @@ class Ownership:
             for op in plan.operations
             if op.account_id and _gives_marker(op, owner_group, owner_marker)
         }
-        return cls(owner_group, owner_marker, protected, adopted)
+        renames = {
+            op.account_id: change.new
+            for op in plan.operations
+            if op.kind is OpKind.UPDATE_USER
+            and op.account_id
+            and (change := op.change("username"))
+            and change.new
+        }
+        return cls(owner_group, owner_marker, protected, adopted, renames)
 
     def problem(self, op: Operation, fresh: Account | None) -> str | None:
         """Return why ``op`` must not touch ``fresh`` any more, or None when it may."""
@@ -70,6 +80,13 @@ class Ownership:
         names = {fresh.username, op.account}
         if any(glob_match(n, g) for n in names for g in self.protected_users):
             return f"'{fresh.username}' is a protected user"
+        if op.kind in _TAKES_AWAY and key(fresh.username) not in {
+            key(op.account),
+            key(self.renames.get(fresh.id)),
+        }:
+            # Renamed since: the name may be a present person's now, whom no fresh plan would
+            # deprovision (SPEC §5); only a fresh plan can tell.
+            return f"'{op.account}' was renamed to '{fresh.username}' since the plan was made"
         if fresh.carries_owner_marker(self.owner_marker, self.owner_group):
             return None
         if fresh.id not in self.adopted:
@@ -79,6 +96,9 @@ class Ownership:
         if how not in ("username", "email") or key(getattr(fresh, how)) != key(value):
             return f"'{fresh.username}' no longer matches by {how} as it did when the plan was made"
         return None
+
+
+_TAKES_AWAY = frozenset({OpKind.DEACTIVATE_USER, OpKind.DELETE_USER, OpKind.REMOVE_MEMBER})
 
 
 def _gives_marker(op: Operation, owner_group: str, owner_marker: str) -> bool:
