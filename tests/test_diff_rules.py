@@ -94,6 +94,7 @@ def test_an_account_adopted_on_a_scim_target_gets_its_external_id_not_the_owner_
     active = run([want("bob")], [acct("bob", groups=("jira-users",))], caps=SCIM)
     assert [fmt(op) for op in active.operations] == ["update_user bob external_id:None->s-bob"]
     assert active.operations[0].reason == "adopted: externalId set to the source id (matched by username)"
+    assert active.operations[0].source_id == "s-bob"
     assert dict(active.operations[0].expected) == {
         "external_id": None,
         "matched_by": "username",
@@ -124,6 +125,12 @@ def test_a_scim_adoption_rides_on_the_field_update_and_spares_other_owners() -> 
         "matched_by": "username",
         "match_value": "bob",
     }
+    # Folded into the update, the adoption keeps every operation after it.
+    back = run([want("bob", "robert@x.io")], [acct("bob", active=False, groups=("jira-users",))], caps=SCIM)
+    assert [fmt(op) for op in back.operations] == [
+        "reactivate_user bob",
+        "update_user bob email:bob@x.io->robert@x.io external_id:None->s-bob",
+    ]
     # An account with someone's externalId is owned already: it keeps that externalId.
     theirs = run([want("bob")], [acct("bob", groups=("jira-users",), external_id="okta-00u1")], caps=SCIM)
     assert not [c for op in theirs.operations for c in op.changes if c.field == "external_id"]

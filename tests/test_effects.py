@@ -269,6 +269,9 @@ def test_a_scim_adoption_is_the_external_id_update_and_holds_only_while_the_matc
     by_group = op(OpKind.ADD_MEMBER, account_id="K1", group="scimsync-managed", expected=expected)
     assert ownership(DEACTIVATE, by_group, marker="external_id").problem(DEACTIVATE, BOB) is not None
     assert ownership(DEACTIVATE, adopt).problem(DEACTIVATE, BOB) is not None
+    # A field update without the externalId adopts nothing.
+    plain = ownership(EMAIL, marker="external_id").problem(EMAIL, BOB)
+    assert plain == "'bob' no longer carries the owner marker, so scimsync does not own it"
 
 
 @pytest.mark.parametrize(
