@@ -538,15 +538,30 @@ def test_create_user_sends_the_full_resource_with_our_external_id(rsps: response
     )
 
 
-def test_a_conflict_adopts_the_user_only_when_it_carries_our_external_id(
+def test_a_conflict_with_our_own_unlisted_user_fails_as_an_incomplete_listing(
     rsps: responses.RequestsMock,
 ) -> None:
+    # The plan created it because the read did not list it: adopting would hide a partial read.
     discovery(rsps)
     rsps.post(f"{BASE}/Users", status=409, json=scim_error(409, "uniqueness", "userName is taken"))
     ListServer(rsps, "/Users", [user(1, externalId="src-1", userName="Amara.K")])
     ListServer(rsps, "/Groups", [group("g1", "Team-A", "u1")])
-    account = make_target().create_user("amara.k", "a@acme.test", "A", external_id="src-1")
-    assert (account.id, account.external_id, set(account.groups)) == ("u1", "src-1", {"Team-A"})
+    with pytest.raises(ConnectorError) as caught:
+        make_target().create_user("amara.k", "a@acme.test", "A", external_id="src-1")
+    assert str(caught.value) == (
+        "app: user amara.k: exists with our externalId src-1, but the read of /Users did not list it: "
+        "the listing was incomplete (or the user was created since); plan again"
+    )
+    assert writes(rsps) == [("POST", "/Users")]
+
+
+def test_a_conflict_with_our_own_deactivated_user_names_it(rsps: responses.RequestsMock) -> None:
+    discovery(rsps)
+    rsps.post(f"{BASE}/Users", status=409, json=scim_error(409, "uniqueness", "userName is taken"))
+    ListServer(rsps, "/Users", [user(1, externalId="src-1", userName="amara.k", active=False)])
+    ListServer(rsps, "/Groups", [])
+    with pytest.raises(ConnectorError, match=r"exists, deactivated, .*reactivate it or plan again$"):
+        make_target().create_user("amara.k", "a@acme.test", "A", external_id="src-1")
     assert writes(rsps) == [("POST", "/Users")]
 
 
@@ -847,14 +862,21 @@ def test_a_refused_membership_change_is_decided_by_the_groups_members(
     )
 
 
+def last_put(rsps: responses.RequestsMock) -> Any:
+    """Return the last PUT sent (a read follows each PUT)."""
+    return [c for c in rsps.calls if c.request.method == "PUT"][-1]
+
+
 def test_membership_by_put_where_patch_is_not_supported(rsps: responses.RequestsMock) -> None:
     discovery(rsps, patch=False)
     ListServer(rsps, "/Groups", [group("g1", "Team-A", "u2")])
-    rsps.get(f"{BASE}/Groups/g1", json=group("g1", "Team-A", "u2"))
+    # Read before the PUT, read again after it (the change shows), read before the removal.
+    for members in (["u2"], ["u2", "u1"], ["u2"]):
+        rsps.get(f"{BASE}/Groups/g1", json=group("g1", "Team-A", *members))
     rsps.put(f"{BASE}/Groups/g1", json=group("g1", "Team-A", "u2", "u1"))
     target = make_target()
     target.add_member(AMARA, "Team-A")
-    body = sent(rsps.calls[-1])
+    body = sent(last_put(rsps))
     assert body["members"] == [{"value": "u2", "type": "User"}, {"value": "u1"}]
     assert "meta" not in body and body["displayName"] == "Team-A"
     # Removing u1, not a member of the group as it is read now: nothing is sent.
@@ -998,16 +1020,44 @@ def test_a_batch_answered_500_is_read_again_before_anything_is_repeated(
 def test_members_by_one_put_where_patch_is_not_supported(rsps: responses.RequestsMock) -> None:
     discovery(rsps, patch=False)
     ListServer(rsps, "/Groups", [group("g1", "Team-A", "u2", "u7")])
-    rsps.get(f"{BASE}/Groups/g1", json=group("g1", "Team-A", "u2", "u7"))
-    rsps.put(f"{BASE}/Groups/g1", json=group("g1", "Team-A"))
+    # Each PUT is preceded by a read and followed by one (the change shows).
+    for members in (["u2", "u7"], ["u2", "u7", "u1", "u3"], ["u2", "u7", "u1", "u3"], ["u7"]):
+        rsps.get(f"{BASE}/Groups/g1", json=group("g1", "Team-A", *members))
+    rsps.put(f"{BASE}/Groups/g1", json=group("g1", "Team-A", "u2", "u7", "u1", "u3"))
+    rsps.put(f"{BASE}/Groups/g1", json=group("g1", "Team-A", "u7"))
     target = make_target()
     target.add_members("Team-A", TRIO)
-    assert sent(rsps.calls[-1])["members"] == [
+    assert sent(last_put(rsps))["members"] == [
         {"value": "u2", "type": "User"},
         {"value": "u7", "type": "User"},
         {"value": "u1"},
         {"value": "u3"},
     ]
     target.remove_members("Team-A", TRIO)
-    assert sent(rsps.calls[-1])["members"] == [{"value": "u7", "type": "User"}]
+    assert sent(last_put(rsps))["members"] == [{"value": "u7", "type": "User"}]
     assert writes(rsps) == [("PUT", "/Groups/g1"), ("PUT", "/Groups/g1")]
+
+
+def test_a_member_the_put_lost_is_put_back(rsps: responses.RequestsMock) -> None:
+    # Read: u2 and u7; after our PUT adding u1, a concurrent writer's stale PUT has dropped u7 and u1.
+    discovery(rsps, patch=False)
+    ListServer(rsps, "/Groups", [group("g1", "Team-A", "u2", "u7")])
+    for members in (["u2", "u7"], ["u2"], ["u2", "u1", "u7"]):
+        rsps.get(f"{BASE}/Groups/g1", json=group("g1", "Team-A", *members))
+    rsps.put(f"{BASE}/Groups/g1", json=group("g1", "Team-A", "u2", "u7", "u1"))
+    make_target().add_member(AMARA, "Team-A")
+    assert writes(rsps) == [("PUT", "/Groups/g1"), ("PUT", "/Groups/g1")]
+    assert sent(last_put(rsps))["members"] == [
+        {"value": "u2", "type": "User"},
+        {"value": "u1"},
+        {"value": "u7"},
+    ]
+
+
+def test_a_membership_answered_200_with_no_group_is_read_again(rsps: responses.RequestsMock) -> None:
+    discovery(rsps)
+    ListServer(rsps, "/Groups", [group("g1", "Team-A")])
+    rsps.patch(f"{BASE}/Groups/g1", json={"message": "maintenance in progress"})
+    rsps.get(f"{BASE}/Groups/g1", json=group("g1", "Team-A"))
+    with pytest.raises(ConnectorError, match="HTTP 200, but the group read again does not show the change"):
+        make_target().add_members("Team-A", TRIO)

@@ -13,8 +13,10 @@ from __future__ import annotations
 import builtins
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
+from typing import NoReturn
 
 import requests
 
@@ -34,7 +36,7 @@ from scimsync.targets.scim_resources import (
     user_patch,
 )
 from scimsync.targets.scim_service import Features, discover
-from scimsync.targets.scim_write import ScimWriter
+from scimsync.targets.scim_write import ScimWriter, outcome_unknown
 
 log = logging.getLogger("scimsync.targets.scim")
 
@@ -157,25 +159,51 @@ class ScimTarget:
         """Create an active user whose externalId is the source user id (SPEC §5)."""
         obj = f"user {username}"
         body = new_user(username, email, display_name, external_id)
-        response = self._writer.send("POST", "/Users", obj, body)
+        try:
+            response = self._writer.send("POST", "/Users", obj, body)
+        except ConnectorError as exc:
+            # SPEC §8: an outcome unknown (no answer, a 5xx): read again, never POST again.
+            found = (
+                None if isinstance(exc, AuthError) or not outcome_unknown(exc) else self._created(username)
+            )
+            if found is None or not _is_ours(found, email, external_id):
+                raise
+            log.info("%s: %s: the create's outcome was unknown; read again, it took", self.name, obj)
+            return found
         if response.status_code == 409:
             return self._adopt(response, username, external_id)
         self._writer.done(response, obj)
         created = self._client.decode_json(response, obj=f"POST /Users ({obj})")
         return self._reader.account(created, obj, lookup=False)
 
-    def _adopt(self, response: requests.Response, username: str, external_id: str | None) -> Account:
-        """After a 409, take the user that exists only when it carries our externalId (SPEC §8)."""
+    def _created(self, username: str) -> Account | None:
+        """Read the user named ``username`` again after a create whose outcome is unknown."""
+        with self._hints():
+            return self._reader.find_user(username, lookup=True)
+
+    def _adopt(self, response: requests.Response, username: str, external_id: str | None) -> NoReturn:
+        """After a 409, fail naming the user that exists: whose it is, or why it was not read."""
         obj = f"user {username}"
         existing = self._reader.find_user(username, lookup=True)
         if existing is None:
             raise self._conflict(response, obj)
-        if external_id and existing.external_id == external_id:
-            # The one this run created, after a create whose outcome was unknown.
-            log.info("%s: %s exists with our externalId %s: adopting it", self.name, obj, external_id)
-            return existing
-        theirs = f"externalId {existing.external_id}" if existing.external_id else "no externalId"
-        raise ConnectorError(self.name, obj, f"already exists ({theirs}, not ours)", status=409)
+        if not external_id or existing.external_id != external_id:
+            theirs = f"externalId {existing.external_id}" if existing.external_id else "no externalId"
+            raise ConnectorError(self.name, obj, f"already exists ({theirs}, not ours)", status=409)
+        if not existing.active:
+            # SPEC §8 adopts only the one this run created, and that one is active.
+            cause = f"exists, deactivated, with our externalId {external_id}: reactivate it or plan again"
+            raise ConnectorError(self.name, obj, cause, status=409)
+        # A plan creates a user only when its read listed no account with this userName or
+        # externalId, and an unknown outcome of our own POST is read again, never sent again
+        # (create_user): ours here means that listing left accounts out, or another run
+        # created the user since. Either way the plan was made on a partial view: fail it.
+        log.warning("%s: %s exists with our externalId, yet the read did not list it", self.name, obj)
+        cause = (
+            f"exists with our externalId {external_id}, but the read of /Users did not list it: "
+            "the listing was incomplete (or the user was created since); plan again"
+        )
+        raise ConnectorError(self.name, obj, cause, status=409)
 
     def _conflict(self, response: requests.Response, obj: str) -> ConnectorError:
         """Return the error for a 409 on create when no user has the userName (another value clashes)."""
@@ -189,11 +217,13 @@ class ScimTarget:
         if unknown:
             raise ValueError(f"{self.type} cannot update {', '.join(sorted(unknown))}")
         if fields:
-            self._writer.change_user(account, user_patch(fields), user_changes(fields))
+            shows = partial(_shows_fields, fields)
+            self._writer.change_user(account, user_patch(fields), user_changes(fields), shows)
 
     def set_active(self, account: Account, active: bool) -> None:
         """Activate or deactivate a user: ``active`` replaced (reversible, reference §3.5)."""
-        self._writer.change_user(account, active_patch(active), {"active": active})
+        shows: Callable[[Account], bool] = lambda found: found.active == active  # noqa: E731
+        self._writer.change_user(account, active_patch(active), {"active": active}, shows)
 
     def delete_user(self, account: Account) -> None:
         """Delete a user (DELETE /Users/{id}); one that is gone already is done."""
@@ -242,3 +272,20 @@ class ScimTarget:
     def close(self) -> None:
         """Release connections."""
         self._client.close()
+
+
+def _is_ours(account: Account, email: str, external_id: str | None) -> bool:
+    """Tell whether a user read again is the one this run created (SPEC §8: same email, our externalId)."""
+    same_email = (account.email or "").lower() == email.lower()
+    return bool(external_id) and account.external_id == external_id and account.active and same_email
+
+
+def _shows_fields(fields: dict[str, str], account: Account) -> bool:
+    """Tell whether a user read again has ``fields`` (update_user's) as wanted."""
+    now = {
+        "username": account.username,
+        "email": (account.email or "").lower(),
+        "display_name": account.display_name,
+        "external_id": account.external_id or "",
+    }
+    return all(now[f] == (v.lower() if f == "email" else v) for f, v in fields.items())
