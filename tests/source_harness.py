@@ -310,14 +310,14 @@ class ScimHarness:
         return {**block, "token": "not-the-scim-token"}
 
     def throttle_page(self, retry_after: int) -> str:
-        """Answer /Users startIndex=21 429 once."""
-        self._broken = SCIM_PAGE_SIZE + 1
+        """Answer /Users startIndex=20 (the second page, overlapping the first by one) 429 once."""
+        self._broken = SCIM_PAGE_SIZE
         self.proxy.fail(self._users_path, self._broken, 429, times=1, retry_after=retry_after)
         return f"GET /Users startIndex={self._broken}"
 
     def fail_page(self, block: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        """Answer /Users startIndex=21 503 every time (retried, since the server did not act)."""
-        self._broken = SCIM_PAGE_SIZE + 1
+        """Answer /Users startIndex=20 (page 2, overlapping page 1 by one) 503 every time (retried)."""
+        self._broken = SCIM_PAGE_SIZE
         self.proxy.fail(self._users_path, self._broken, 503)
         return block, f"GET /Users startIndex={self._broken}"
 

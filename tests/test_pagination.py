@@ -445,3 +445,35 @@ def test_offset_lists_fewer_items_than_the_total_on_an_is_last_page_are_whole() 
 
     assert found[0] is not None and len(found[0]) == 95
     assert len(responses.calls) == 3  # no walk after an isLast page
+
+
+def _endless_empty_links(request: Any) -> tuple[int, dict[str, str], str]:
+    """Answer an empty page that links on to a fresh, never-seen page (a broken server)."""
+    after = int(request.params.get("after") or 0) + 1
+    link = f'<{OKTA}/api/v1/users?after={after}>; rel="next"'
+    return 200, {"Link": link, "Content-Type": "application/json"}, "[]"
+
+
+@responses.activate
+def test_link_header_endless_empty_pages_with_fresh_links_are_refused() -> None:
+    responses.add_callback(responses.GET, f"{OKTA}/api/v1/users", callback=_endless_empty_links)
+
+    with pytest.raises(ResponseError) as caught:
+        list(link_header_pages(client_for(OKTA, "okta"), "/api/v1/users"))
+
+    assert str(caught.value) == (
+        "okta: GET /api/v1/users: pages 1-3 are empty but each links to a next page: an endless list"
+    )
+    assert len(responses.calls) == 3
+
+
+@responses.activate
+def test_next_link_two_empty_pages_then_items_are_read_whole() -> None:
+    url = f"{GRAPH}/v1.0/users"
+    responses.get(url, json={"value": [], "@odata.nextLink": f"{url}?t=1"}, match=query())
+    responses.get(url, json={"value": [], "@odata.nextLink": f"{url}?t=2"}, match=query(t="1"))
+    responses.get(url, json={"value": [{"id": "a"}]}, match=query(t="2"))
+
+    pages = list(next_link_pages(client_for(GRAPH, "entra"), "/v1.0/users"))
+
+    assert pages == [[], [], [{"id": "a"}]]

@@ -263,9 +263,9 @@ def test_a_group_of_3200_members_is_read_through_every_range() -> None:
     everyone = next(g for g in read.groups if g.name == "Everyone")
     assert sorted(everyone.member_ids) == sorted(guid(1000 + i) for i in range(3200))
     assert all("Everyone" in u.groups for u in read.users)
-    # Two more ranges after the first answer (0-1499): 1500-2999, then 3000-*.
+    # Two more ranges after the first answer (0-1499), each from the last value read: 1499-2998, 2998-*.
     everyone_dn = f"CN=Everyone,{GROUPS}"
-    assert directory.reads == [(everyone_dn, ["member;range=1500-*"]), (everyone_dn, ["member;range=3000-*"])]
+    assert directory.reads == [(everyone_dn, ["member;range=1499-*"]), (everyone_dn, ["member;range=2998-*"])]
 
 
 # --- the pure pieces -------------------------------------------------------------------------
@@ -310,9 +310,10 @@ def test_ranged_reads_one_answer() -> None:
 
 def test_collect_ranged_fetches_every_range_of_3200_values() -> None:
     values = [f"CN=U{i},{PEOPLE}".encode() for i in range(3200)]
+    # Each range is asked from the last value read (overlapping by one), which must come first.
     answers = {
-        "member;range=1500-*": {"member;range=1500-2999": values[1500:3000]},
-        "member;range=3000-*": {"member;range=3000-*": values[3000:]},
+        "member;range=1499-*": {"member;range=1499-2998": values[1499:2999]},
+        "member;range=2998-*": {"member;range=2998-*": values[2998:]},
     }
     asked: list[str] = []
 
@@ -321,7 +322,34 @@ def test_collect_ranged_fetches_every_range_of_3200_values() -> None:
         return answers[selector]
 
     assert collect_ranged({"member;range=0-1499": values[:1500]}, "member", fetch) == values
-    assert asked == ["member;range=1500-*", "member;range=3000-*"]
+    assert asked == ["member;range=1499-*", "member;range=2998-*"]
+
+
+def test_collect_ranged_reads_again_once_when_a_member_leaves_between_two_ranges() -> None:
+    members = [f"CN=U{i},{PEOPLE}".encode() for i in range(8)]
+    asked: list[str] = []
+
+    def fetch(selector: str) -> Mapping[str, Sequence[bytes]]:
+        asked.append(selector)
+        start = int(selector.split("=")[1].split("-")[0])
+        if asked == ["member;range=3-*"]:
+            members.pop(0)  # U0 leaves after the first range: U4 moves back to index 3
+        chunk = members[start : start + 4]
+        end = "*" if start + 4 >= len(members) else str(start + 3)
+        return {f"member;range={start}-{end}": chunk}
+
+    found = collect_ranged({"member;range=0-3": members[:4]}, "member", fetch)
+    assert found == members  # U1-U7: nobody who stayed is skipped, U0 is gone
+    assert asked == ["member;range=3-*", "member;range=0-*", "member;range=3-*"]
+
+
+def test_collect_ranged_refuses_values_that_keep_moving() -> None:
+    def fetch(selector: str) -> Mapping[str, Sequence[bytes]]:
+        start = int(selector.split("=")[1].split("-")[0])
+        return {f"member;range={start}-*": [b"moved"]} if start else {"member;range=0-1": [b"a", b"b"]}
+
+    with pytest.raises(RangeError, match="the member values moved between two ranges"):
+        collect_ranged({"member;range=0-1": [b"a", b"b"]}, "member", fetch)
 
 
 def test_collect_ranged_refuses_a_server_that_repeats_a_range() -> None:

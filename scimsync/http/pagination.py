@@ -1,7 +1,9 @@
 """The only place that loops over pages: one generator per paging style, each yielding item lists.
 
 Every paginator refuses a server that sends the same cursor or link twice (it would loop
-forever) and a body without its items, raising ``ResponseError``.
+forever) and a body without its items, raising ``ResponseError``. The link followers also
+refuse ``EMPTY_PAGES`` empty pages in a row that still link on: fresh links each time pass
+the loop guard, and a broken server would hold the run (and its lock) forever.
 """
 
 from __future__ import annotations
@@ -21,6 +23,29 @@ from scimsync.secrets import redact
 # One link-value of an RFC 8288 Link header: <target>; param=value; param="quoted, value".
 _LINK = re.compile(r'<([^>]*)>((?:\s*;\s*[^\s;,=]+(?:\s*=\s*(?:"[^"]*"|[^;,]*))?)*)')
 _REL = re.compile(r';\s*rel\s*=\s*(?:"([^"]*)"|([^;,\s]*))', re.IGNORECASE)
+# [U] No reference documents empty pages mid-list; a few are tolerated (a server may filter
+# a page empty), this many in a row that still link on is taken for an endless chain.
+EMPTY_PAGES = 3
+
+
+class EmptyPages:
+    """Count consecutive empty pages that link on; raise on the ``EMPTY_PAGES``-th."""
+
+    def __init__(self, system: str, label: str) -> None:
+        self.system = system
+        self.label = label
+        self.number = 0
+        self.empty = 0
+
+    def check(self, items: Sequence[Any], links_on: bool) -> None:
+        """Record one page; raise ResponseError naming it when the empty run is too long."""
+        self.number += 1
+        self.empty = self.empty + 1 if not items and links_on else 0
+        if self.empty >= EMPTY_PAGES:
+            # The list's label as ``obj``, so that callers who name pages re-label it (entra, okta).
+            first = self.number - self.empty + 1
+            cause = f"pages {first}-{self.number} are empty but each links to a next page: an endless list"
+            raise ResponseError(self.system, self.label, cause)
 
 
 def cursor_pages(
@@ -204,15 +229,17 @@ def link_header_pages(
     url: str = path
     query: Mapping[str, Any] | None = params
     seen: set[str] = set()
+    empty = EmptyPages(client.system, _label(path, obj))
     while True:
         response = client.request("GET", url, params=query, ok=(200,), obj=obj)
         body = client.decode_json(response, obj=obj)
         if not isinstance(body, list):
             raise _bad_body(client, path, obj, "a JSON array")
-        yield body
-        seen.add(response.url)
         # Follow the next link verbatim: Okta may change its cursor format (idp §1.3).
         link = _next_link(response)
+        empty.check(body, link is not None)
+        yield body
+        seen.add(response.url)
         if link is None:
             return
         if link in seen:
@@ -234,11 +261,14 @@ def next_link_pages(
     url: str = path
     query: Mapping[str, Any] | None = params
     seen: set[str] = set()
+    empty = EmptyPages(client.system, _label(path, obj))
     while True:
         body = client.get_json(url, params=query, obj=obj)
-        yield _items(client, path, obj, body, items_field)
+        items = _items(client, path, obj, body, items_field)
         # The link already carries every query parameter; never rebuild it (idp §2.3).
         link = body.get(next_field)
+        empty.check(items, bool(link))
+        yield items
         if not link:
             return
         link = str(link)

@@ -231,12 +231,30 @@ class Page:
     resources: list[dict[str, Any]]
 
 
-class _TotalChangedError(Exception):
+class _ListMovedError(Exception):
+    """The list moved under a read (resources added or removed meanwhile): reading it again may work."""
+
+    def __init__(self, what: str, start: int) -> None:
+        super().__init__(what)
+        self.start = start
+
+    def cause(self) -> str:
+        """Say, for the second time the list moved, what was seen."""
+        return str(self)
+
+
+class _TotalChangedError(_ListMovedError):
     """``totalResults`` moved during a read: resources were added or removed meanwhile."""
 
     def __init__(self, before: int, after: int, start: int) -> None:
-        super().__init__(f"{before} -> {after} at startIndex {start}")
-        self.before, self.after, self.start = before, after, start
+        super().__init__(f"{before} -> {after} at startIndex {start}", start)
+        self.before, self.after = before, after
+
+    def cause(self) -> str:
+        """Say how totalResults moved."""
+        return (
+            f"totalResults changed while reading, twice ({self}): the directory is changing; run again later"
+        )
 
 
 def page_label(path: str, start: int) -> str:
@@ -255,23 +273,21 @@ def read_list(
 ) -> list[dict[str, Any]]:
     """Read every resource of a list (``/Users``, ``/Groups``) or raise; never return part of it.
 
-    ``query`` goes with every page (a ``filter``). A ``totalResults`` that changes during
-    the read restarts it once; a second change is a ResponseError naming the list, as is
-    every integrity failure of ``_ListRead``.
+    ``query`` goes with every page (a ``filter``). A list that moves during the read (its
+    ``totalResults`` changes, or a page does not begin with the last resource of the page
+    before) restarts it once; a second move is a ResponseError naming the list or the page,
+    as is every integrity failure of ``_ListRead``.
     """
     try:
         return _ListRead(client, path, count, noun, progress, query).run()
-    except _TotalChangedError as moved:
-        log.warning(
-            "%s: %s totalResults changed during the read (%s); reading it again", client.system, path, moved
-        )
+    except _ListMovedError as moved:
+        log.warning("%s: %s moved during the read (%s); reading it again", client.system, path, moved)
     try:
         return _ListRead(client, path, count, noun, progress, query).run()
     except _TotalChangedError as again:
-        cause = (
-            f"totalResults changed while reading, twice ({again}): the directory is changing; run again later"
-        )
-        raise ResponseError(client.system, f"GET {path}", cause) from None
+        raise ResponseError(client.system, f"GET {path}", again.cause()) from None
+    except _ListMovedError as again:
+        raise ResponseError(client.system, page_label(path, again.start), again.cause()) from None
 
 
 def count_resources(client: HttpClient, path: str) -> int:
@@ -282,14 +298,18 @@ def count_resources(client: HttpClient, path: str) -> int:
 
 
 class _ListRead:
-    """One read of a list, page by page: each page starts where the previous one ended.
+    """One read of a list, page by page: each page starts on the last resource of the one before.
 
-    The next ``startIndex`` is the previous one plus the resources received, since a
-    service may return fewer than ``count`` (idp §6.2). To save round trips, the pages
-    after the first are asked for in waves of ``concurrency``, spaced by the first
-    page's size; a page is kept only if it starts exactly where the kept ones end, so
-    after a short page the rest of the wave is dropped and the next wave starts there.
-    A short page never ends the read: only reaching ``totalResults`` does.
+    Offset paging shifts when a resource before the read position is removed and another
+    is added (``totalResults`` unchanged): the next page would start one too far on and
+    skip someone, who would then be deprovisioned. So pages overlap by one: a page asked
+    at the index of the last resource read must begin with that resource, or the list
+    moved (``_ListMovedError``). The next ``startIndex`` is the index of the last resource
+    received, since a service may return fewer than ``count`` (idp §6.2). To save round
+    trips, the pages after the first are asked for in waves of ``concurrency``, spaced by
+    the first page's size less one; a page is kept only if it starts exactly on the last
+    resource kept, so after a short page the rest of the wave is dropped and the next wave
+    starts there. A short page never ends the read: only reaching ``totalResults`` does.
     """
 
     def __init__(
@@ -301,13 +321,16 @@ class _ListRead:
         progress: PageProgress | None,
         query: Mapping[str, str] | None = None,
     ) -> None:
-        self.client, self.path, self.count, self.noun = client, path, max(1, count), noun
+        # Two at least: a page of one would hold nothing but the overlap.
+        self.client, self.path, self.count, self.noun = client, path, max(2, count), noun
         self.progress = progress
         self.query = dict(query or {})
         self.items: list[dict[str, Any]] = []
         self.seen: dict[str, int] = {}  # resource id -> startIndex of the page it came in
-        self.position = 1
+        self.last = 0  # the index of the last resource read: where the next page starts
         self.total = 0
+        # After a page that held nothing but the overlap, the next page starts past it.
+        self.unanchored = False
 
     def run(self) -> list[dict[str, Any]]:
         first = self.fetch(1)
@@ -315,15 +338,20 @@ class _ListRead:
         if self.total == 0 and not first.resources:
             return []
         self.accept(first)
-        step = len(first.resources)
+        step = max(1, len(first.resources) - 1)
         width = max(1, self.client.settings.concurrency)
         while len(self.items) < self.total:
-            starts = [s for s in range(self.position, self.position + width * step, step) if s <= self.total]
+            at = self.next_start()
+            starts = [s for s in range(at, at + width * step, step) if s <= self.total]
             for start, page in zip(starts, self.client.map_parallel(self.fetch, starts), strict=True):
-                if start != self.position or len(self.items) >= self.total:
-                    break  # an earlier page of this wave was short: ask again from self.position
+                if start != self.next_start() or len(self.items) >= self.total:
+                    break  # an earlier page of this wave was short: ask again from there
                 self.accept(page)
         return self.items
+
+    def next_start(self) -> int:
+        """Return where the next page starts: on the last resource read, or just past it."""
+        return self.last + 1 if self.unanchored else self.last
 
     def fetch(self, start: int) -> Page:
         label = page_label(self.path, start)
@@ -335,12 +363,20 @@ class _ListRead:
         label = page_label(self.path, page.start)
         if page.total != self.total:
             raise _TotalChangedError(self.total, page.total, page.start)
-        if not page.resources:
+        anchored = page.start > 1 and page.resources and not self.unanchored
+        new = self._after_overlap(page) if anchored else page.resources
+        if anchored and not new and len(self.items) < self.total:
+            # A service serving one resource a page (idp §6.2 allows fewer than count) gives
+            # only the overlap: step past it once, unchecked [U], rather than ask it forever.
+            self.unanchored = True
+            return
+        self.unanchored = False
+        if not new:
             cause = (
                 f"an empty page after {len(self.items)} of {self.total} {self.noun}s: the list is truncated"
             )
             raise ResponseError(self.client.system, label, cause)
-        for resource in page.resources:
+        for resource in new:
             rid = resource["id"]
             if rid in self.seen:
                 where = (
@@ -351,13 +387,23 @@ class _ListRead:
                 cause = f"{self.noun} id '{rid}' was already read in {where}: the paging is inconsistent"
                 raise ResponseError(self.client.system, label, cause)
             self.seen[rid] = page.start
-        self.items.extend(page.resources)
-        self.position += len(page.resources)
+        self.items.extend(new)
+        self.last += len(new)
         if len(self.items) > self.total:
             cause = f"{len(self.items)} {self.noun}s received, more than totalResults ({self.total})"
             raise ResponseError(self.client.system, label, cause)
         if self.progress is not None:
             self.progress(len(self.items), self.total)
+
+    def _after_overlap(self, page: Page) -> list[dict[str, Any]]:
+        """Return a later page's new resources, once its first is checked to be the last one read."""
+        if page.resources[0]["id"] != self.items[-1]["id"]:
+            what = (
+                f"the page does not begin with the last {self.noun} of the page before "
+                f"('{self.items[-1]['id']}'): {self.noun}s were added or removed during the read"
+            )
+            raise _ListMovedError(what, page.start)
+        return page.resources[1:]
 
 
 def parse_page(system: str, label: str, body: Any, start: int) -> Page:

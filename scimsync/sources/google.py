@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
+import requests
+
 from scimsync.config import GoogleSourceConfig
 from scimsync.errors import AuthError, NotFoundError, ResponseError
 from scimsync.http import HttpSettings, TokenAuth
@@ -40,6 +42,7 @@ from scimsync.sources.google_api import (
     MEMBERS_PAGE,
     USERS_PAGE,
     GoogleClient,
+    error_reasons,
     list_pages,
     page_items,
     parse_error,
@@ -172,14 +175,14 @@ class GoogleSource:
 
         def read(uid: str) -> dict[str, Any] | None:
             where = f"GET /users/{uid}"
-            try:
-                body = self._client.get_json(
-                    f"/users/{quote(uid, safe='')}", params={"projection": "full"}, obj=where
-                )
-            except NotFoundError:
-                # [U] §3.5: a member outside the customer (or deleted since) is no user here.
-                log.info("%s: group member %s is no user of this customer; skipped", self.name, uid)
+            path = f"/users/{quote(uid, safe='')}"
+            response = self._client.request(
+                "GET", path, params={"projection": "full"}, ok=(200, 404), obj=where
+            )
+            if response.status_code == 404:
+                self._not_found(uid, where, response)
                 return None
+            body = self._client.decode_json(response, obj=where)
             if not isinstance(body, dict) or (body.get("kind"), body.get("id")) != (USER_KIND, uid):
                 raise ResponseError(self.name, where, "the answer is not this user's resource")
             return body
@@ -187,6 +190,18 @@ class GoogleSource:
         found = [u for u in self._client.map_parallel(read, ids) if u is not None]
         progress(f"{self.name}: users", len(found), len(found))
         return found
+
+    def _not_found(self, uid: str, where: str, response: requests.Response) -> None:
+        """Skip a member Google itself says is no user here; any other 404 fails the read."""
+        if "notFound" not in error_reasons(response):
+            # A proxy's or load balancer's 404 says nothing about the person: skipping them
+            # would deprovision someone still in scope. Only Google's error body (§3.7) counts.
+            cause = (
+                f"{parse_error(response)}; not Google's notFound error (idp-apis §3.7): a proxy in the way?"
+            )
+            raise NotFoundError(self.name, where, cause, status=404)
+        # [U] §3.5: a member outside the customer (or deleted since) is no user here.
+        log.info("%s: group member %s is no user of this customer; skipped", self.name, uid)
 
     # --- messages -----------------------------------------------------------------------
 

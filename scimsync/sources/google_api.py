@@ -23,6 +23,7 @@ from scimsync.errors import ResponseError
 from scimsync.http import HttpClient
 from scimsync.http.client import Auth
 from scimsync.http.errors import default_error_parser, one_line
+from scimsync.http.pagination import EmptyPages
 
 log = logging.getLogger("scimsync.sources.google")
 
@@ -94,12 +95,16 @@ def list_pages(
     """
     query = dict(params)
     seen: set[str] = set()
+    empty = EmptyPages(client.system, label)
     number = 1
     while True:
         where = f"{label} page {number}"
         body = client.get_json(path, params=query, obj=where)
-        yield page_items(client.system, where, body, field)
+        items = page_items(client.system, where, body, field)
         token = body.get("nextPageToken")
+        # Fresh tokens on empty pages pass the loop guard below: end an endless chain.
+        empty.check(items, token is not None and token != "")
+        yield items
         if token is None or token == "":
             return
         if not isinstance(token, str):

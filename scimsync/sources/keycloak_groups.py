@@ -4,7 +4,8 @@ The tree is read level by level: ``/groups`` gives the top level; a group whose
 ``subGroupCount`` is not matched by inline ``subGroups`` (Keycloak 23+) has its
 ``/groups/{id}/children`` read, the groups of one level in parallel. ``/children`` pages
 by ``max`` defaulting to 10, so ``max`` is always sent. Members are read per group
-(``/groups/{id}/members``, direct members only), every group in parallel.
+(``/groups/{id}/members``, direct members only), every group in parallel. ``/groups`` and
+the member lists have no count: ``read_list`` confirms each one's short last page.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import quote
 from scimsync.errors import ResponseError
 from scimsync.http import HttpClient
 from scimsync.sources.keycloak_model import GroupNode, group_node, inline_subgroups
-from scimsync.sources.keycloak_paging import KeycloakList, Rep, read_list
+from scimsync.sources.keycloak_paging import KeycloakList, Rep, read_counted, read_list
 
 
 def read_tree(client: HttpClient, size: int) -> list[GroupNode]:
@@ -52,7 +53,9 @@ def _children(client: HttpClient, node: GroupNode, count: int, size: int) -> lis
     lst = KeycloakList(
         f"/groups/{quote(node.id, safe='')}/children", {"briefRepresentation": True}, _about(node)
     )
-    children = read_list(client, lst, size)
+    # subGroupCount is the count: a short page needs no confirming read, the length check below
+    # catches a cut page as it catches a child added or removed meanwhile.
+    children = read_counted(client, lst, size, count)
     if len(children) != count:
         cause = (
             f"subGroupCount says {count} subgroups but /children listed {len(children)}: one was added "

@@ -98,15 +98,40 @@ def ranged(raw: Raw, attribute: str, start: int = 0) -> tuple[list[bytes], int |
     return [], None  # no value at all, or none left past the last range
 
 
+class RangeShiftedError(RangeError):
+    """The values moved between two ranges: a range did not begin with the last value read."""
+
+
 def collect_ranged(raw: Raw, attribute: str, fetch: Callable[[str], Raw]) -> list[bytes]:
     """Return every value of ``attribute``, fetching the ranges that follow the first answer.
 
     ``fetch`` reads the same entry again with one attribute selector, such as
-    ``member;range=1500-*``, and returns its raw attributes.
+    ``member;range=1499-*``, and returns its raw attributes. Ranges are positional
+    (idp-apis §7), so a value removed from an earlier range moves the next one back and a
+    plain walk skips a member: each range is asked from the last value read, which must
+    come first. Values that moved are read again once from the first range, then refused.
     """
+    try:
+        return _collect(raw, attribute, fetch)
+    except RangeShiftedError:
+        # [U] §7 is silent on changes during range retrieval; a second read is cheap next to a lost member.
+        return _collect(fetch(f"{attribute};range=0-*"), attribute, fetch)
+
+
+def _collect(raw: Raw, attribute: str, fetch: Callable[[str], Raw]) -> list[bytes]:
     values, following = ranged(raw, attribute)
     while following is not None:
-        more, after = ranged(fetch(f"{attribute};range={following}-*"), attribute, following)
+        at = following - 1 if values else following
+        more, after = ranged(fetch(f"{attribute};range={at}-*"), attribute, at)
+        if values:
+            if not more or more[0] != values[-1]:
+                raise RangeShiftedError(
+                    f"the {attribute} values moved between two ranges (value {at} is no longer the last "
+                    "one read): members were added or removed during the read, twice; run again later"
+                )
+            more = more[1:]
+        if after is not None and after <= following:
+            raise RangeError(f"asked for {attribute} values from {at}, the server sent no new value")
         values.extend(more)
         following = after
     return values

@@ -159,7 +159,27 @@ class OneLoginSource:
                     cause = f"user id {record['id']} was not asked for: the user_ids filter was not applied"
                     raise ResponseError(self.name, f"{name} page {page.number}", cause)
             records += page.items
+        answered = {item_id(record["id"]) for record in records}
+        missing = [uid for uid in ids if uid not in answered]
+        if missing:
+            # A user_ids answer that leaves an asked id out proves nothing about that person
+            # (a cut page, a lagging index): each is read alone, and only a 404 means gone.
+            log.info("%s: %s left out %d asked id(s); reading them one by one", self.name, name, len(missing))
+            records += [r for r in self._client.map_parallel(self._single, missing) if r is not None]
         return records
+
+    def _single(self, uid: str) -> dict[str, Any] | None:
+        """Read one user by id; None when OneLogin answers 404 (deleted since its role listed it)."""
+        where = f"GET {USERS}/{uid}"
+        try:
+            # [U] §4.2 shows only the list; a single user is taken to be the same object, bare.
+            body = self._client.get_json(f"{USERS}/{uid}", obj=where)
+        except NotFoundError:
+            log.info("%s: role member %s is no longer a user; skipped", self.name, uid)
+            return None
+        if not isinstance(body, dict) or item_id(body.get("id")) != uid:
+            raise ResponseError(self.name, where, "the answer is not this user's record")
+        return body
 
     def _scoped_roles(self, roles: dict[str, str], groups: dict[str, str]) -> list[str] | None:
         """Return the roles whose members are the scope, or None when every user must be read."""
