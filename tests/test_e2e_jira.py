@@ -337,18 +337,22 @@ def test_saved_plan_create_gone_stale_leaves_the_strangers_account_alone(world: 
     assert "bruno" in world.sim.members("jira-team-alpha"), "the rest of the plan was applied"
 
 
-def test_saved_plan_follows_a_rename_by_the_stable_key(world: World) -> None:
+def test_a_saved_plan_leaver_renamed_since_is_stale_and_the_next_plan_deactivates_it(world: World) -> None:
     provisioned(world)
     world.write([p for p in STAFF if p["username"] != "bruno"])
     plan_file = world.folder / "plan.json"
     assert world.run("plan", "--out", str(plan_file)).exit_code == 0
     world.sim.update_user("bruno", name="bruno.rossi")  # renamed in Jira after the review
     result = world.run("apply", str(plan_file))
-    assert result.exit_code == 0, result.output
+    # The new name could be a present person's (SPEC §5): only a fresh plan can tell.
+    assert result.exit_code == 1, result.output
+    assert "'bruno' was renamed to 'bruno.rossi' since the plan was made" in result.output
     renamed = world.sim.user("bruno.rossi")
-    assert renamed is not None and renamed["active"] is False, (
-        "the leaver is deactivated, not 'done' by mistake"
-    )
+    assert renamed is not None and renamed["active"] is True, "never 'done' by mistake, never blind"
+    again = world.run("apply", "-y")
+    assert again.exit_code == 0, again.output
+    renamed = world.sim.user("bruno.rossi")
+    assert renamed is not None and renamed["active"] is False
 
 
 def test_a_403_on_one_write_does_not_stop_the_others(world: World) -> None:
