@@ -230,13 +230,27 @@ def test_errors_between_429s_are_counted_against_the_retries(fake: FakeTime) -> 
 
 
 @responses.activate
-def test_post_is_not_retried_on_503(client: HttpClient) -> None:
+def test_post_is_retried_on_503_the_server_did_not_act(client: HttpClient) -> None:
+    # SPEC §8: 503 means the request was not acted on, so even a create may go again.
     responses.post(f"{BASE}/rest/api/2/user", status=503, json={"errorMessages": ["Service down"]})
+    responses.post(f"{BASE}/rest/api/2/user", status=201, json={"key": "JIRAUSER1"})
+
+    response = client.request("POST", "/rest/api/2/user", json={"name": "amara.k"}, obj="user amara.k")
+
+    assert response.status_code == 201
+    assert len(responses.calls) == 2
+
+
+@pytest.mark.parametrize("status", [502, 504])
+@responses.activate
+def test_post_is_not_retried_on_an_unknown_outcome(client: HttpClient, status: int) -> None:
+    # 502/504: the server may have acted; only a re-read can tell (SPEC §8), never a blind repeat.
+    responses.post(f"{BASE}/rest/api/2/user", status=status, json={"errorMessages": ["Gateway"]})
 
     with pytest.raises(ConnectorError) as caught:
         client.request("POST", "/rest/api/2/user", json={"name": "amara.k"}, obj="user amara.k")
 
-    assert str(caught.value) == "jira: user amara.k: HTTP 503 Service Unavailable: Service down"
+    assert str(caught.value).startswith(f"jira: user amara.k: HTTP {status} ")
     assert len(responses.calls) == 1
 
 

@@ -368,14 +368,7 @@ def test_a_409_never_adopts_an_inactive_account_as_created(atl: Cloud) -> None:
     assert atl.user("amara")["active"] is True or result.exit_code != 0, result.output[-400:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "FINDING (low): a 503 on POST/PATCH is never retried (ratelimit.Attempts.after_status: only "
-        "PUT/DELETE/GET), though SPEC §8 says 503 means not acted on and reference §3.2 says retry; "
-        "the create fails and its memberships are skipped"
-    ),
-)
+# Was a finding (low): fixed in http/ratelimit.py (a 503 on any write is retried, SPEC §8).
 def test_a_create_answered_503_is_retried(atl: Cloud) -> None:
     atl.people = [person("amara")]
     atl.sim.faults.inject(503, method="POST", path=f"{atl.base}/Users")

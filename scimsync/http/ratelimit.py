@@ -141,7 +141,11 @@ class Attempts:
             self.waited += delay
             return delay
         self.failures += 1
-        if self.failures > self.retries or status not in RETRY_STATUSES or self.method not in _IDEMPOTENT:
+        if self.failures > self.retries or status not in RETRY_STATUSES:
+            return None
+        # SPEC §8: a 503 says the server did not act, so any write may go again; after a 502
+        # or 504 the outcome is unknown and only an idempotent request is repeated blindly.
+        if status != 503 and self.method not in _IDEMPOTENT:
             return None
         return max(self.backoff(self.failures), server_wait)
 
