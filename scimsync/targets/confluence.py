@@ -33,7 +33,7 @@ from scimsync.targets.confluence_read import (
     manifest_version,
     segment,
 )
-from scimsync.targets.jira_read import garbage
+from scimsync.targets.refusals import garbage
 
 KNOWN = ((7,), (11,))  # the versions scimsync knows: 7.x to 10.x
 PAT_SINCE = (7, 9)  # §2.1: personal access tokens (Bearer) from Confluence 7.9

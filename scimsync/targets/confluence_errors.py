@@ -10,12 +10,11 @@ import requests
 
 from scimsync.errors import ConnectorError, NotFoundError, NotManageableError
 from scimsync.secrets import MASK, redact
-from scimsync.targets.jira import unquoted
+from scimsync.targets.refusals import says_read_only_directory
 
 BASIC_AUTH_HINT = "basic authentication is disabled on this Confluence; use a personal access token (token:)"
 # A read-only (LDAP) directory refuses changes to its users (§2.10 [U] wording). The site-wide
 # "read-only mode" of Confluence DC (§2.8 allowedInReadOnlyMode) is maintenance, not the account.
-_READ_ONLY = re.compile(r"read[-\s._]?only(?![-\s._]?mode)", re.IGNORECASE)
 # [U] the statuses a read-only directory refuses a change with (§2.5: 400 invalid, 403 not
 # permitted); a 404 or 409 is about something else, whatever names its message echoes.
 READ_ONLY_STATUSES = (400, 403)
@@ -87,7 +86,7 @@ def refusal(system: str, response: requests.Response, obj: str) -> ConnectorErro
     """Return the error for a write Confluence refused with a §2.8 error body."""
     status, message = response.status_code, parse_error(response)
     cause = redact(f"HTTP {status} {HTTPStatus(status).phrase}: {message}")
-    if status in READ_ONLY_STATUSES and _READ_ONLY.search(unquoted(message)):  # §2.10: read-only (LDAP)
+    if status in READ_ONLY_STATUSES and says_read_only_directory(message):  # §2.10: read-only (LDAP)
         return NotManageableError(system, obj, f"read-only directory ({cause})", status=status)
     if status == 409:  # §2.4, §6
         return ConnectorError(system, obj, f"already exists ({cause})", status=status)

@@ -21,7 +21,8 @@ from scimsync.http import HttpClient
 from scimsync.models import Account, TargetDirectory, key
 from scimsync.secrets import redact
 from scimsync.targets.base import Progress
-from scimsync.targets.jira_read import garbage, server_version
+from scimsync.targets.jira_read import server_version
+from scimsync.targets.refusals import garbage
 
 API = "/rest/api"
 MANIFEST = "/rest/applinks/1.0/manifest"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
@@ -14,7 +13,8 @@ from scimsync.http import HttpClient
 from scimsync.models import Account, Capabilities, TargetDirectory
 from scimsync.secrets import redact
 from scimsync.targets.base import Progress, no_progress
-from scimsync.targets.jira_read import API, JiraReader, garbage, server_version, to_account
+from scimsync.targets.jira_read import API, JiraReader, server_version, to_account
+from scimsync.targets.refusals import garbage, says_read_only_directory
 
 DEACTIVATE_SINCE = (8, 3)  # §1.5: PUT /user {"active": false} works from 8.3.0
 PAT_SINCE = (8, 14)  # §1.1: personal access tokens (Bearer) exist from Jira 8.14
@@ -22,15 +22,6 @@ BASIC_AUTH_HINT = "basic authentication is disabled on this Jira; use a personal
 FIELDS = {"email": "emailAddress", "display_name": "displayName", "username": "name"}
 # Refusals of a write that concern this one object (§1.5 steps 3-5, §1.10), classified alike.
 REFUSALS = (400, 403)
-_READ_ONLY = re.compile(r"read[-\s._]?only", re.IGNORECASE)
-# A name quoted in an error message ('readonly.kim', "read-only team"): an apostrophe inside a
-# word (can't, user's) neither opens nor closes one.
-_QUOTED = re.compile(r"(?<!\w)'[^']*'(?!\w)|(?<!\w)\"[^\"]*\"(?!\w)")
-
-
-def unquoted(message: str) -> str:
-    """Return an error message without the names it quotes, so only its own wording is matched."""
-    return _QUOTED.sub("", message)
 
 
 def _messages(response: requests.Response) -> list[str]:
@@ -183,7 +174,7 @@ class JiraTarget:
         cause = redact(f"HTTP {status} {HTTPStatus(status).phrase}: {message}")
         # §1.5 step 3, §1.12: a read-only (LDAP) directory refuses with a 400 or a 403; a 404
         # (or a name echoed in the message, 'readonly.kim') says nothing about the directory.
-        if status in REFUSALS and _READ_ONLY.search(unquoted(message)):
+        if status in REFUSALS and says_read_only_directory(message):
             return NotManageableError(self.name, obj, cause, status=status)
         return (NotFoundError if status == 404 else ConnectorError)(self.name, obj, cause, status=status)
 

@@ -8,11 +8,12 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from scimsync.errors import NotFoundError, ResponseError
+from scimsync.errors import NotFoundError
 from scimsync.http import HttpClient
 from scimsync.http.pagination import OffsetList, cursor_pages, read_offset_lists
 from scimsync.models import Account, TargetDirectory, key
 from scimsync.targets.base import Progress
+from scimsync.targets.refusals import garbage
 
 API = "/rest/api/2"
 USER_LIST_SINCE = (10, 3)  # §1.7: /user/list exists in 10.3 LTS and 11.0
@@ -27,11 +28,6 @@ MEMBER_PAGE = 50  # §1.8: group/member answers at most 50 per page
 # Past this many accounts to look up (a first provisioning), one sharded search of the
 # whole directory is cheaper than two lookups per account.
 MAX_LOOKUPS = 1000
-
-
-def garbage(system: str, endpoint: str, what: str) -> ResponseError:
-    """Return the error for a response that is not what the API documents."""
-    return ResponseError(system, endpoint, f"unexpected response: {what}")
 
 
 def server_version(body: dict[str, Any]) -> tuple[int, ...] | None:

@@ -1,0 +1,32 @@
+"""What the Atlassian server targets (Jira, Confluence) share in reading their answers.
+
+A refusal's wording is matched only after the names it quotes are taken out (a username
+such as ``readonly.kim`` echoed in "already exists" says nothing about a directory), and a
+site in read-only *mode* (maintenance) is not a read-only *directory*.
+"""
+
+from __future__ import annotations
+
+import re
+
+from scimsync.errors import ResponseError
+
+# A read-only directory (LDAP, Crowd): reference §1.12, §2.10.
+_READ_ONLY = re.compile(r"read[-\s._]?only(?![-\s._]?mode)", re.IGNORECASE)
+# A quoted name: 'amara' or "amara", but not the apostrophe of can't or user's.
+_QUOTED = re.compile(r"(?<!\w)'[^']*'(?!\w)|(?<!\w)\"[^\"]*\"(?!\w)")
+
+
+def unquoted(message: str) -> str:
+    """Return an error message without the names it quotes, so only its own wording is matched."""
+    return _QUOTED.sub("", message)
+
+
+def says_read_only_directory(message: str) -> bool:
+    """Tell whether a refusal's own wording (quoted names aside) says the directory is read-only."""
+    return bool(_READ_ONLY.search(unquoted(message)))
+
+
+def garbage(system: str, endpoint: str, what: str) -> ResponseError:
+    """Return the error for a response that is not what the API documents."""
+    return ResponseError(system, endpoint, f"unexpected response: {what}")
