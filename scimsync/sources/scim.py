@@ -24,6 +24,7 @@ from scimsync.http.scim import (
     ENTERPRISE_USER,
     MEDIA_TYPE,
     ServiceConfig,
+    choose_email,
     count_resources,
     page_size,
     parse_error,
@@ -288,20 +289,10 @@ class _Resources:
 
     def _email(self, where: str, emails: Any) -> str:
         """Return the primary email, else the first of type work, else the first (RFC 7643 §4.1.2)."""
-        if emails is None:
-            return ""
-        if not isinstance(emails, list) or not all(isinstance(e, dict) for e in emails):
-            self._fail(where, "emails is not a list of objects")
-        values = [e for e in emails if self._string(where, e, "value")]
-        if any(not isinstance(e.get("primary", False), bool) for e in values):
-            self._fail(where, "an email's primary is not true or false")
-        primary = [e for e in values if e.get("primary") is True]
-        if len(primary) > 1:
-            # RFC 7643 §2.4: "primary" true appears at most once; guessing could switch emails.
-            self._fail(where, f"{len(primary)} emails are marked primary")
-        work = [e for e in values if str(e.get("type") or "").lower() == "work"]
-        chosen = (primary or work or values or [{"value": ""}])[0]
-        return str(chosen["value"])
+        try:
+            return choose_email(emails)
+        except ValueError as exc:
+            self._fail(where, str(exc))
 
 
 def _attributes(resource: dict[str, Any]) -> dict[str, Any]:
