@@ -93,25 +93,29 @@ class TargetHarness(Protocol):
         ...
 
 
-class JiraHarness:
-    """The Jira Data Center simulator."""
+class ServerSim(Protocol):
+    """What the Jira and Confluence simulators both offer for seeding and inspection."""
 
-    type = "jira"
-    default_group = "jira-software-users"
-    deletes = True
-    creates = True
-    read_only_users = True
-    marker = "group"
-    update_fields = frozenset({"email", "display_name", "username"})
+    def add_user(
+        self,
+        name: str,
+        email: str,
+        display_name: str,
+        *,
+        active: bool = True,
+        groups: Iterable[str] = (),
+        read_only: bool = False,
+    ) -> str: ...
 
-    def __init__(self, version: str, url: str, sim: JiraSim) -> None:
-        self.label = f"jira-{version}"
-        self.url = url
-        self.sim = sim
-        self.log = sim.log
-        self.faults = sim.faults
-        # 10.3: /user/list pages of 2,000; 9.x: group members 50 a page, search capped at 1,000.
-        self.many = 4100 if sim.version_info >= (10, 3) else 1100
+    def add_group(self, name: str, *, members: Iterable[str] = ()) -> None: ...
+
+    def members(self, group: str) -> set[str]: ...
+
+
+class ServerHarness:
+    """Seeding shared by the server (Data Center) simulators: the marker is the owner group."""
+
+    sim: ServerSim
 
     def seed_user(
         self,
@@ -134,6 +138,33 @@ class JiraHarness:
         """Create an empty group."""
         self.sim.add_group(name)
 
+    def members(self, group: str) -> set[str]:
+        """Return a group's direct members (lower-case)."""
+        return {m.lower() for m in self.sim.members(group)}
+
+
+class JiraHarness(ServerHarness):
+    """The Jira Data Center simulator."""
+
+    sim: JiraSim
+
+    type = "jira"
+    default_group = "jira-software-users"
+    deletes = True
+    creates = True
+    read_only_users = True
+    marker = "group"
+    update_fields = frozenset({"email", "display_name", "username"})
+
+    def __init__(self, version: str, url: str, sim: JiraSim) -> None:
+        self.label = f"jira-{version}"
+        self.url = url
+        self.sim = sim
+        self.log = sim.log
+        self.faults = sim.faults
+        # 10.3: /user/list pages of 2,000; 9.x: group members 50 a page, search capped at 1,000.
+        self.many = 4100 if sim.version_info >= (10, 3) else 1100
+
     def account(self, username: str) -> Seen | None:
         """Read an account back from the simulator."""
         bean = self.sim.user(username)
@@ -141,10 +172,6 @@ class JiraHarness:
             return None
         groups = frozenset(g["name"].lower() for g in bean["groups"]["items"])
         return Seen(bean["name"], bean["emailAddress"], bean["displayName"], bean["active"], groups)
-
-    def members(self, group: str) -> set[str]:
-        """Return a group's direct members."""
-        return {m.lower() for m in self.sim.members(group)}
 
     def config_block(self) -> dict[str, Any]:
         """Return the target's config keys."""
@@ -163,8 +190,10 @@ def jira_harness(version: str) -> Iterator[TargetHarness]:
         yield JiraHarness(version, server.url, sim)
 
 
-class ConfluenceHarness:
+class ConfluenceHarness(ServerHarness):
     """The Confluence Data Center simulator, mounted under /confluence as customers run it."""
+
+    sim: ConfluenceSim
 
     type = "confluence"
     default_group = "confluence-users"
@@ -184,27 +213,6 @@ class ConfluenceHarness:
         # /user/list pages of at most 200 (§2.6); below 8.4, group members, 200 a page.
         self.many = 650
 
-    def seed_user(
-        self,
-        username: str,
-        email: str,
-        display_name: str,
-        *,
-        active: bool = True,
-        groups: Iterable[str] = (),
-        read_only: bool = False,
-        owned_by: str | None = None,
-    ) -> None:
-        """Create an account directly in the simulator."""
-        marker = [OWNER_GROUP] if owned_by else []
-        self.sim.add_user(
-            username, email, display_name, active=active, groups=[*groups, *marker], read_only=read_only
-        )
-
-    def seed_group(self, name: str) -> None:
-        """Create an empty group."""
-        self.sim.add_group(name)
-
     def account(self, username: str) -> Seen | None:
         """Read an account back from the simulator."""
         user = self.sim.user(username)
@@ -212,10 +220,6 @@ class ConfluenceHarness:
             return None
         groups = frozenset(g.lower() for g in user["groups"])
         return Seen(user["username"], user["email"], user["display_name"], user["active"], groups)
-
-    def members(self, group: str) -> set[str]:
-        """Return a group's members."""
-        return {m.lower() for m in self.sim.members(group)}
 
     def config_block(self) -> dict[str, Any]:
         """Return the target's config keys (basic auth: the sync user's password)."""
