@@ -46,11 +46,15 @@ class Consoles:
 
 
 def make_consoles(*, no_color: bool = False, quiet: bool = False) -> Consoles:
-    """Build consoles; colour only on a terminal and never with --no-color."""
+    """Build consoles; colour only on a terminal, never with --no-color, NO_COLOR or TERM=dumb.
+
+    ``no_color=None`` lets rich read NO_COLOR (https://no-color.org); False would override it.
+    """
     wide = None if sys.stdout.isatty() else 160
+    plain = True if no_color else None
     return Consoles(
-        out=Console(no_color=no_color, highlight=False, width=wide, soft_wrap=False),
-        err=Console(stderr=True, no_color=no_color, highlight=False, soft_wrap=True),
+        out=Console(no_color=plain, highlight=False, width=wide, soft_wrap=False),
+        err=Console(stderr=True, no_color=plain, highlight=False, soft_wrap=True),
         quiet=quiet,
     )
 
