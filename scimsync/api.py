@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -11,21 +12,26 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from scimsync import runstats
 from scimsync.audit import AuditLog
 from scimsync.config import Config, config_digest, load_config
 from scimsync.engine.apply import ApplyOptions, ApplyResult, Recorder, apply_plan
 from scimsync.engine.diff import DiffPolicy, diff
 from scimsync.engine.guards import GuardLimits, check_guards, check_saved_plan
-from scimsync.engine.plan import Notice, Plan, TargetPlan, from_dict, to_dict
+from scimsync.engine.plan import Notice, Plan, TargetPlan, from_dict, summarize, to_dict
 from scimsync.errors import ConfigError, ConnectorError, GuardError, PlanFileError, ScimsyncError
+from scimsync.explain import Explanation, explain_planning
 from scimsync.mapping import MappingError, TargetMapper, in_scope
-from scimsync.models import DesiredAccount, Group, SourceDirectory, User, key
+from scimsync.models import Capabilities, DesiredAccount, Group, SourceDirectory, TargetDirectory, User, key
+from scimsync.revert import build_revert
 from scimsync.sources import build_source, implemented_source_types
 from scimsync.state import TargetState, load_state, save_state
 from scimsync.targets import build_target, implemented_target_types
 from scimsync.targets.base import Progress, Target, no_progress
 
-__all__ = ["apply", "check", "load", "load_plan", "make_plan", "save_plan"]
+__all__ = ["apply", "check", "explain", "load", "load_plan", "make_plan", "plan_reads", "revert", "save_plan"]
+
+log = logging.getLogger(__name__)
 
 
 def load(path: str | Path) -> Config:
@@ -60,6 +66,29 @@ def select_targets(config: Config, names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+@dataclasses.dataclass(frozen=True)
+class TargetRun:
+    """One target's plan and what it was computed from (``actual`` is None when it could not be read)."""
+
+    plan: TargetPlan
+    desired: tuple[DesiredAccount, ...] = ()
+    warnings: tuple[str, ...] = ()
+    actual: TargetDirectory | None = None
+    policy: DiffPolicy | None = None
+    caps: Capabilities | None = None
+    links: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Planning:
+    """A plan with the reads it was computed from: `explain` answers from these, so it agrees with `plan`."""
+
+    plan: Plan
+    directory: SourceDirectory
+    in_scope: tuple[User, ...]
+    targets: Mapping[str, TargetRun]
+
+
 def make_plan(
     config: Config,
     *,
@@ -68,6 +97,25 @@ def make_plan(
     progress: Progress = no_progress,
 ) -> Plan:
     """Read the source and the targets, diff them, and check the safety guards. Never writes."""
+    planning = plan_reads(config, targets=targets, allow_deactivations=allow_deactivations, progress=progress)
+    return planning.plan
+
+
+def explain(
+    config: Config, query: str, *, targets: Sequence[str] = (), progress: Progress = no_progress
+) -> Explanation:
+    """Say why one person (source user or target account) is planned as they are. Never writes."""
+    return explain_planning(config, plan_reads(config, targets=targets, progress=progress), query)
+
+
+def plan_reads(
+    config: Config,
+    *,
+    targets: Sequence[str] = (),
+    allow_deactivations: int | None = None,
+    progress: Progress = no_progress,
+) -> Planning:
+    """Plan as ``make_plan`` does, and keep the reads and the desired accounts it used."""
     names = select_targets(config, targets)
     # Without an audit log nothing was ever applied here: a missing state file is expected.
     first_run = config.audit_log is not None and not config.audit_log.exists()
@@ -85,9 +133,24 @@ def make_plan(
             state = state.with_target(name, TargetState())
     source = build_source(config)
     try:
-        directory = source.read(progress=progress)
+        with runstats.current().timed("read source") as took:
+            directory = source.read(progress=progress)
     finally:
         source.close()
+    log.info(
+        "read source %s: %d users, %d groups in %.1f s",
+        config.source.type,
+        len(directory.users),
+        len(directory.groups),
+        took.seconds,
+        extra={
+            "fields": {
+                "phase": "read source",
+                "users": len(directory.users),
+                "seconds": round(took.seconds, 3),
+            }
+        },
+    )
     users = in_scope(
         directory, include_groups=config.source.include_groups, exclude_users=config.source.exclude_users
     )
@@ -95,14 +158,14 @@ def make_plan(
         planned = list(
             pool.map(lambda n: _plan_target(config, n, users, directory, state.target(n), progress), names)
         )
-    target_plans = tuple(tp for tp, _, _ in planned)
-    desired = {tp.target: wanted for tp, wanted, _ in planned}
-    warnings += [w for _, _, said in planned for w in said]
+    target_plans = tuple(run.plan for run in planned)
+    desired = {run.plan.target: run.desired for run in planned}
+    warnings += [w for run in planned for w in run.warnings]
     active = sum(1 for u in users if u.active)
     guards = check_guards(
         target_plans, desired, active_source_users=active, limits=_limits(config, allow_deactivations)
     )
-    return Plan(
+    plan = Plan(
         targets=target_plans,
         config_digest=config_digest(config),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -112,6 +175,7 @@ def make_plan(
         warnings=tuple(warnings),
         allow_deactivations=allow_deactivations,
     )
+    return Planning(plan, directory, users, {run.plan.target: run for run in planned})
 
 
 def _limits(config: Config, allow_deactivations: int | None) -> GuardLimits:
@@ -129,7 +193,7 @@ def _plan_target(
     directory: SourceDirectory,
     remembered: TargetState,
     progress: Progress,
-) -> tuple[TargetPlan, tuple[DesiredAccount, ...], list[str]]:
+) -> TargetRun:
     """Plan one target; a failure here is reported on that target and never stops the others."""
     settings = config.targets[name]
     try:
@@ -147,13 +211,21 @@ def _plan_target(
         )
         target = build_target(name, settings, config.http_settings())
         try:
-            caps = target.capabilities()
-            wanted = [(d.username, d.email) for d in desired]
-            actual = target.read(managed, progress=progress, wanted=wanted)
+            with runstats.current().timed(f"read target {name}") as took:
+                caps = target.capabilities()
+                wanted = [(d.username, d.email) for d in desired]
+                actual = target.read(managed, progress=progress, wanted=wanted)
         finally:
             target.close()
+        log.info(
+            "read target %s: %d accounts in %.1f s",
+            name,
+            len(actual.accounts),
+            took.seconds,
+            extra={"fields": {"phase": "read target", "target": name, "seconds": round(took.seconds, 3)}},
+        )
     except (ConnectorError, MappingError) as exc:
-        return TargetPlan(target=name, type=settings.type, error=str(exc)), (), []
+        return TargetRun(TargetPlan(target=name, type=settings.type, error=str(exc)))
     policy = DiffPolicy(
         match=tuple(config.match),
         deprovision=config.policy.deprovision,
@@ -164,6 +236,14 @@ def _plan_target(
         managed_groups=managed,
     )
     planned = diff(name, settings.type, desired, actual, policy, caps, remembered.links)
+    counts = summarize(planned.operations)
+    log.info(
+        "plan %s: %s, %d groups to create",
+        name,
+        counts.line().removeprefix("Plan: ").rstrip("."),
+        counts.groups,
+        extra={"fields": {"phase": "plan", "target": name, "operations": len(planned.operations)}},
+    )
     existing = {caps.name_key(g) for g in actual.groups}
     rule_groups = {
         t: tuple(sorted(now | {g for g in earlier.get(t, ()) if caps.name_key(g) in existing}))
@@ -178,10 +258,14 @@ def _plan_target(
             f"target '{name}': matching by email is unavailable ({caps.reason} does not show emails); "
             "accounts are matched by the other keys, and email changes are not planned"
         )
-    return (
+    return TargetRun(
         dataclasses.replace(planned, rule_groups=rule_groups, notices=planned.notices + notices),
         desired,
-        warnings,
+        tuple(warnings),
+        actual,
+        policy,
+        caps,
+        remembered.links,
     )
 
 
@@ -213,6 +297,19 @@ def guard_error(plan: Plan) -> GuardError:
     return GuardError("\n".join(lines))
 
 
+def revert(
+    config: Config,
+    audit_log: Path,
+    *,
+    run: str | None = None,
+    targets: Sequence[str] = (),
+    progress: Progress = no_progress,
+) -> Plan:
+    """Build the plan that undoes one run of the audit log (None: the last run). Never writes."""
+    names = select_targets(config, targets) if targets else ()  # none named: every target the run wrote to
+    return build_revert(config, audit_log, run_id=run, targets=names, progress=progress)
+
+
 def apply(
     config: Config,
     plan: Plan,
@@ -227,7 +324,11 @@ def apply(
         raise guard_error(plan)
     names = [tp.target for tp in plan.targets if tp.error is None and tp.operations]
     if recorder is None and config.audit_log is not None:
-        audit = AuditLog(config.audit_log)
+        audit = AuditLog(
+            config.audit_log,
+            run_id=runstats.audit_run_id(),  # the CLI's run id: joins it with the logs
+            urls={name: t.url for name, t in config.targets.items()},  # revert checks the instance
+        )
         audit.open()
         recorder = audit
     targets: dict[str, Target] = {
@@ -240,12 +341,13 @@ def apply(
         recheck=recheck,
         failures_exceeded=config.policy.write_failures_exceeded,
         budget_text=str(config.policy.max_write_failures),
-        recorder=recorder,
+        recorder=runstats.LoggedRecorder(recorder),  # -v: one line per operation
         progress=progress,
         stop=stop or threading.Event(),
     )
     try:
-        result = apply_plan(plan, targets, options)
+        with runstats.current().timed("apply"):
+            result = apply_plan(plan, targets, options)
     finally:
         for target in targets.values():
             target.close()
@@ -293,6 +395,12 @@ def read_plan(path: Path) -> Plan:
         raise PlanFileError(f"plan file {path} is not a scimsync plan: nested too deeply") from None
     if not isinstance(data, dict):
         raise PlanFileError(f"plan file {path} is not a scimsync plan")
+    if "filter" in data:
+        # `plan --format json --op ...` shows part of a plan: applying it would skip the rest.
+        raise PlanFileError(
+            f"plan file {path} is a filtered view of a plan (--op/--account), not a whole plan; "
+            "save one with `scimsync plan --out FILE`"
+        )
     try:
         return from_dict(data)
     except PlanFileError as exc:

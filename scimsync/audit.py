@@ -18,6 +18,7 @@ from typing import Any
 
 from scimsync.engine.plan import Operation
 from scimsync.errors import ScimsyncError
+from scimsync.runstats import new_run_id
 from scimsync.secrets import redact
 
 GENESIS = "0" * 64
@@ -46,9 +47,13 @@ def _last_hash(path: Path) -> str:
 class AuditLog:
     """Append-only JSONL audit log for one run."""
 
-    def __init__(self, path: Path, *, run_id: str | None = None) -> None:
+    def __init__(
+        self, path: Path, *, run_id: str | None = None, urls: Mapping[str, str] | None = None
+    ) -> None:
         self.path = path
-        self.run_id = run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
+        self.run_id = run_id or new_run_id()  # two applies in one second are two runs
+        # Each target's URL: `revert` refuses to undo a run on another instance of a target.
+        self.urls = dict(urls or {})
         self._lock = threading.Lock()
         self._prev: str | None = None  # read from the file once, then kept
 
@@ -73,7 +78,10 @@ class AuditLog:
             "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in op.changes],
             "result": result,
             "message": redact(message),
+            "reason": redact(op.reason),
         }
+        if op.target in self.urls:
+            entry["url"] = self.urls[op.target]
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self._prev is None:
@@ -95,13 +103,16 @@ def verify(path: Path) -> tuple[int, str | None]:
                 continue
             try:
                 entry = json.loads(raw)
+                changed = isinstance(entry, dict) and entry.get("hash") != _digest(entry)
             except ValueError:  # also bytes that are not UTF-8
                 return count, f"line {number}: not JSON"
+            except RecursionError:  # nested deeper than the parser follows: no record is
+                return count, f"line {number}: not an audit record (nested too deeply)"
             if not isinstance(entry, dict):
                 return count, f"line {number}: not an audit record"
             if entry.get("prev") != prev:
                 return count, f"line {number}: chain broken (a line before it was changed or removed)"
-            if entry.get("hash") != _digest(entry):
+            if changed:
                 return count, f"line {number}: content changed after it was written"
             prev = entry["hash"]
             count += 1

@@ -9,6 +9,8 @@ Exceptions become user messages in exactly one place: ``scimsync.cli``.
 
 from __future__ import annotations
 
+import signal
+
 
 class ScimsyncError(Exception):
     """Base class: a one-line message for the user and a deliberate exit code."""
@@ -33,12 +35,36 @@ class ConfigError(ScimsyncError):
 class ConnectorError(ScimsyncError):
     """A source or target failed: names the system, the object and the cause."""
 
-    def __init__(self, system: str, obj: str, cause: str, *, status: int | None = None) -> None:
+    # Whether a write that failed so may have been carried out all the same (SPEC §8).
+    unknown_outcome = False
+
+    def __init__(
+        self, system: str, obj: str, cause: str, *, status: int | None = None, unknown: bool | None = None
+    ) -> None:
         self.system = system
         self.obj = obj
         self.cause = cause
         self.status = status
+        if unknown is not None:
+            self.unknown_outcome = unknown
         super().__init__(f"{system}: {obj}: {cause}" if obj else f"{system}: {cause}")
+
+
+# SPEC §8: a proxy's 502 or a gateway's 504 says nothing of whether the server acted.
+_UNKNOWN_STATUSES = frozenset({502, 504})
+
+
+def outcome_unknown(exc: ConnectorError) -> bool:
+    """Tell whether a failed write may have been carried out all the same.
+
+    True when no answer came back after the request was sent (a timeout, a dropped
+    connection), the answer was a 502 or 504, or it was not what the API documents. A
+    connector's own verdict (it read the result back and found the write did not land) is
+    known, and so are refusals, credentials and missing objects.
+    """
+    if isinstance(exc, (AuthError, NotFoundError, NotManageableError)):
+        return False
+    return exc.unknown_outcome or exc.status in _UNKNOWN_STATUSES
 
 
 class AuthError(ConnectorError):
@@ -55,6 +81,8 @@ class NotManageableError(ConnectorError):
 
 class ResponseError(ConnectorError):
     """The system answered something that is not what its API documents (garbage)."""
+
+    unknown_outcome = True  # an answer that says nothing cannot say the write did not happen
 
 
 class GuardError(ScimsyncError):
@@ -78,7 +106,17 @@ class ApprovalError(ScimsyncError):
 class RunInterruptedError(ScimsyncError):
     """SIGINT or SIGTERM arrived; in-flight operations finished, no new one started."""
 
-    def __init__(self, signum: int) -> None:
+    def __init__(self, signum: int, *, phase: str = "applying") -> None:
         self.signum = signum
         self.exit_code = 128 + signum
-        super().__init__("interrupted: operations in flight finished and were logged; none started after")
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        if phase == "reading":
+            message = f"interrupted by {name} while reading: nothing was written"
+        else:
+            message = (
+                f"interrupted by {name}: operations in flight finished and were logged; none started after"
+            )
+        super().__init__(message)

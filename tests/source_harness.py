@@ -316,9 +316,9 @@ class ScimHarness:
         return f"GET /Users startIndex={self._broken}"
 
     def fail_page(self, block: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        """Answer /Users startIndex=20 (page 2, overlapping page 1 by one) 503 every time (retried)."""
+        """Answer /Users startIndex=20 (page 2, overlapping page 1 by one) 502 every time (retried)."""
         self._broken = SCIM_PAGE_SIZE
-        self.proxy.fail(self._users_path, self._broken, 503)
+        self.proxy.fail(self._users_path, self._broken, 502)
         return block, f"GET /Users startIndex={self._broken}"
 
     def answers(self) -> list[int]:

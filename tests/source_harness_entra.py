@@ -77,9 +77,9 @@ class EntraHarness:
         return "GET /v1.0/users page 2"
 
     def fail_page(self, block: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        """Answer page 2 of /users 503 every time."""
+        """Answer page 2 of /users 502 every time."""
         self._broken = (USERS, 2)
-        self.sim.fail_page(USERS, 2, 503)
+        self.sim.fail_page(USERS, 2, 502)
         return block, "GET /v1.0/users page 2"
 
     def answers(self) -> list[int]:

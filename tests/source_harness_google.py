@@ -99,8 +99,8 @@ class GoogleHarness:
         return "GET /users page 2"
 
     def fail_page(self, block: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        """Answer the second page of users 503 every time (retried: the server did not act)."""
-        self._sim().break_page("users", 2, 503)
+        """Answer the second page of users 502 every time (retried http.retries times)."""
+        self._sim().break_page("users", 2, 502)
         self._broken = ("users", 2)
         return block, "GET /users page 2"
 

@@ -77,8 +77,8 @@ class KeycloakHarness:
         return self._label()
 
     def fail_page(self, block: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        """Answer the second page of users 503 on every attempt."""
-        self.sim.fail_page(USERS, self._broken, 503)
+        """Answer the second page of users 502 on every attempt."""
+        self.sim.fail_page(USERS, self._broken, 502)
         return block, self._label()
 
     def answers(self) -> list[int]:

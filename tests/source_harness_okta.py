@@ -88,8 +88,8 @@ class OktaHarness:
         return f"GET {USERS} page 2"
 
     def fail_page(self, block: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        """Answer the second page of users 503 every time (retried: the server did not act)."""
-        self._fault = self.sim.fail_page(USERS, 2, 503)
+        """Answer the second page of users 502 every time (retried http.retries times)."""
+        self._fault = self.sim.fail_page(USERS, 2, 502)
         return block, f"GET {USERS} page 2"
 
     def answers(self) -> list[int]:

@@ -60,9 +60,9 @@ class OneLoginHarness:
         return f"GET {USERS} page 2"
 
     def fail_page(self, block: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        """Answer page 2 of users 503 every time."""
+        """Answer page 2 of users 502 every time."""
         self._page = 2
-        self.sim.fail_page(USERS, 2, 503)
+        self.sim.fail_page(USERS, 2, 502)
         return block, f"GET {USERS} page 2"
 
     def answers(self) -> list[int]:

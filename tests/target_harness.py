@@ -53,6 +53,7 @@ class TargetHarness(Protocol):
     default_group: str  # a group every provisioned user gets (default_groups)
     read_only_users: bool  # whether the product has accounts of a read-only directory
     marker: str  # the owner marker: "group" (server/DC) or "external_id" (SCIM, SPEC §5)
+    shows_email: bool  # whether reads show accounts' emails (Confluence before 10.0 does not, §2.3)
 
     def seed_user(
         self,
@@ -154,6 +155,7 @@ class JiraHarness(ServerHarness):
     creates = True
     read_only_users = True
     marker = "group"
+    shows_email = True
     update_fields = frozenset({"email", "display_name", "username"})
 
     def __init__(self, version: str, url: str, sim: JiraSim) -> None:
@@ -210,6 +212,7 @@ class ConfluenceHarness(ServerHarness):
         self.deletes = numbers >= (8, 2)  # reference §2.2
         self.creates = numbers >= (8, 4)
         self.update_fields = frozenset({"email", "display_name"}) if numbers >= (10, 0) else frozenset()
+        self.shows_email = numbers >= (10, 0)  # reference §2.3
         # /user/list pages of at most 200 (§2.6); below 8.4, group members, 200 a page.
         self.many = 650
 
@@ -244,6 +247,7 @@ class CloudHarness:
     default_group = "atlassian-users"
     read_only_users = False
     marker = "external_id"
+    shows_email = True
     creates = True
     deletes = True
     update_fields = frozenset({"email", "display_name", "username"})

@@ -604,10 +604,12 @@ def test_a_create_whose_answer_is_lost_is_not_reported_done_nor_sent_twice(tmp_p
     with wiki(tmp_path) as w:
         w.write([person("amara")])
         w.sim.faults.drop(method="POST", path="/rest/api/admin/user", after_app=True)
+        # SPEC §8: read back, an account is there, but this version shows no emails: it
+        # cannot be told from a stranger's, so it is not adopted by the apply (it fails).
         w.apply(expect=1)
         assert [a["result"] for a in w.audit() if a["op"] == "create_user"] == ["failed"]
         assert w.sim.log.count("POST", "/rest/api/admin/user") == 1
-        w.apply()  # the next run adopts the account it made (same username)
+        w.apply()  # the next run's plan matches it by username (shown in the plan) and takes it over
         assert {OWNER, USERS} <= w.groups_of("amara")
         assert w.sim.log.count("POST", "/rest/api/admin/user") == 1
         w.converged()

@@ -215,18 +215,45 @@ def test_429s_do_not_use_up_the_retries(fake: FakeTime) -> None:
 
 
 @responses.activate
-def test_errors_between_429s_are_counted_against_the_retries(fake: FakeTime) -> None:
-    client = make_client(fake, settings=HttpSettings(retries=1))
+def test_503s_like_429s_are_waited_out_on_the_time_budget_not_the_retries(fake: FakeTime) -> None:
+    # SPEC §8: both say the server did not act. A proxy refusing one request in five must
+    # never fail a write that would go through, so neither counts against http.retries.
+    client = make_client(fake, rng=1.0, settings=HttpSettings(retries=1))
     responses.get(LIST, status=503)
     responses.get(LIST, status=429, headers={"Retry-After": "1"})
-    responses.get(LIST, status=429, headers={"Retry-After": "1"})
+    responses.get(LIST, status=503)
+    responses.get(LIST, status=503, headers={"Retry-After": "3"})
+    responses.get(LIST, json={"values": []})
+
+    assert client.get_json("/rest/api/2/user/list") == {"values": []}
+    assert len(responses.calls) == 5
+    assert fake.sleeps == [0.5, 1.0, 2.0, 4.0]  # backoff by refusal, Retry-After when longer
+
+
+@responses.activate
+def test_a_503_storm_ends_on_the_time_budget_with_the_wait_named(fake: FakeTime) -> None:
+    client = make_client(fake, rng=1.0, settings=HttpSettings(retries=1, timeout=5))
     responses.get(LIST, status=503, json={"errorMessages": ["Down"]})
 
     with pytest.raises(ConnectorError) as caught:
         client.get_json("/rest/api/2/user/list")
 
-    assert caught.value.cause == "HTTP 503 Service Unavailable: Down (4 attempts)"
-    assert len(responses.calls) == 4
+    # 60 s budget: 0.5 + 1 + 2 + 4 + 8 + 16 = 31.5, and the next 30 s would pass it.
+    assert fake.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
+    assert caught.value.cause == "HTTP 503 Service Unavailable: Down (7 attempts, 32 s)"
+
+
+@responses.activate
+def test_a_502_between_503s_counts_against_the_retries(fake: FakeTime) -> None:
+    client = make_client(fake, settings=HttpSettings(retries=1))
+    responses.get(LIST, status=502)
+    responses.get(LIST, status=503)
+    responses.get(LIST, status=502, json={"errorMessages": ["Gateway"]})
+
+    with pytest.raises(ConnectorError) as caught:
+        client.get_json("/rest/api/2/user/list")
+
+    assert caught.value.cause == "HTTP 502 Bad Gateway: Gateway (3 attempts)"
 
 
 @responses.activate
@@ -792,7 +819,7 @@ def test_logs_one_warning_per_retry_and_never_query_strings_or_secrets(
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
-        "jira: 503 on GET /rest/api/2/user/list, retrying in 0.0s (attempt 2/6)",
+        "jira: 503 on GET /rest/api/2/user/list, retrying in 0.0s (attempt 2, 0s of 300s rate-limit wait)",
         "jira: 429 on GET /rest/api/2/user/list, retrying in 2.0s (attempt 3, 2s of 300s rate-limit wait)",
     ]
     debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]

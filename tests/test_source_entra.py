@@ -379,13 +379,13 @@ def test_check_makes_two_cheap_reads(sim: EntraSim, url: str) -> None:
 
 def test_a_users_page_that_keeps_failing_aborts_naming_it(sim: EntraSim, url: str) -> None:
     seed_company(sim)
-    sim.fail_page("users", 2, 503)
+    sim.fail_page("users", 2, 502)
     message = str(failure(block(url)))
     assert message == (
-        "source: GET /v1.0/users page 2: HTTP 503 Service Unavailable: UnknownError: "
-        "Injected fault: HTTP 503 (3 attempts)"
+        "source: GET /v1.0/users page 2: HTTP 502 Bad Gateway: UnknownError: "
+        "Injected fault: HTTP 502 (3 attempts)"
     )
-    assert sim.page_answers("users", 2) == [503, 503, 503]
+    assert sim.page_answers("users", 2) == [502, 502, 502]
 
 
 def test_a_member_page_that_keeps_failing_names_the_group(url: str) -> None:

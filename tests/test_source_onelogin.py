@@ -365,11 +365,11 @@ def test_a_page_that_keeps_failing_aborts_the_read_naming_the_page(
     sim: OneLoginSim, url: str, slept: list[float]
 ) -> None:
     add_people(sim, 250)
-    sim.fail_page(USERS, 2, 503)
+    sim.fail_page(USERS, 2, 502)
     assert str(failure(url)) == (
-        f"source: GET {USERS} page 2: HTTP 503 Service Unavailable: Service Unavailable (3 attempts)"
+        f"source: GET {USERS} page 2: HTTP 502 Bad Gateway: error (3 attempts)"
     )
-    assert sim.page_statuses(USERS, 2) == [503] * (RETRIES + 1)
+    assert sim.page_statuses(USERS, 2) == [502] * (RETRIES + 1)
 
 
 def test_a_429_is_waited_out_for_x_ratelimit_reset_seconds(

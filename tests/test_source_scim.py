@@ -659,13 +659,13 @@ def test_a_scim_error_status_names_scim_type_and_detail(rsps: responses.Requests
 
 def test_a_page_that_fails_after_retries_aborts_the_whole_read(rsps: responses.RequestsMock) -> None:
     # Pages 1 and 2 are fine, the third keeps failing: an exception, never 19 users.
-    busy = (503, {"Content-Type": "text/plain"}, "busy")
+    busy = (502, {"Content-Type": "text/plain"}, "busy")  # a 503 would be waited out on a time budget
     FakeScim(rsps, users_of(25), intercept=lambda path, start: busy if start == 19 else None)
     sleep = FakeSleep()
     with pytest.raises(ConnectorError) as caught:
         source(sleep=sleep, retries=2).read()
     assert str(caught.value) == (
-        "source: GET /Users startIndex=19: HTTP 503 Service Unavailable: "
+        "source: GET /Users startIndex=19: HTTP 502 Bad Gateway: "
         "not a SCIM error body (text/plain): busy (3 attempts)"
     )
     assert len(sleep.sleeps) == 2

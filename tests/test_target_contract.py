@@ -272,6 +272,77 @@ def test_a_500_on_one_write_leaves_the_others_done_and_the_rerun_converges(contr
     contract.assert_converged()
 
 
+def _first_provisioning(contract: Contract, count: int = 50) -> list[dict[str, Any]]:
+    teams = ["team-alpha", "team-beta", "team-gamma"]
+    people = [person(f"p{i:03d}", groups=[teams[i % 3], teams[(i + 1) % 3]]) for i in range(count)]
+    contract.write(people)
+    return people
+
+
+def _assert_each_once(contract: Contract, people: Sequence[dict[str, Any]]) -> None:
+    """Every person has one account, with the source's groups; no account was made twice."""
+    for p in people:
+        seen = contract.h.account(p["username"])  # the harness reads the simulator's own state
+        assert seen is not None and seen.active, p["username"]
+        assert {f"c-{g}" for g in p["groups"]} <= seen.groups, p["username"]
+    created = [a for a in contract.audit() if a["op"] == "create_user" and a["result"] == "done"]
+    if contract.h.creates:
+        assert sorted(a["account"] for a in created) == sorted(p["username"] for p in people)
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_proxy_refusing_every_fifth_request_converges_in_one_run(contract: Contract, status: int) -> None:
+    # SPEC §8: a 503 or 429 says the server did not act, so every write may go again; the
+    # error budget counts only writes that failed after their retries (issue 11 acceptance).
+    people = _first_provisioning(contract)
+    contract.h.faults.every(5, status)
+    contract.apply()
+    contract.h.faults.clear()
+    _assert_each_once(contract, people)
+    contract.assert_converged()
+
+
+@pytest.mark.parametrize("status", [502, 504, 0], ids=["502", "504", "dropped-before"])
+def test_an_unknown_outcome_is_read_again_and_repeated_only_when_not_done(
+    contract: Contract, status: int
+) -> None:
+    # Every write's first attempt is lost before the server acts (a 502, a 504, or a dropped
+    # connection): the outcome is unknown, so the account or group is read again and the
+    # write repeated because it did not take effect (SPEC §8). One run converges.
+    people = _first_provisioning(contract, 12)
+    contract.h.faults.first_time(status)
+    contract.apply()
+    contract.h.faults.clear()
+    _assert_each_once(contract, people)
+    contract.assert_converged()
+
+
+def test_a_connection_dropped_after_the_server_acted_is_not_a_duplicate(contract: Contract) -> None:
+    # Every write's first attempt reaches the server, which acts, and then the connection
+    # drops: the read-back finds each write done and sends none of them again. Where reads
+    # show no emails, an account found under the name cannot be told from a stranger's: the
+    # create fails, naming the account, and the next run (a plan that shows it) takes it over.
+    people = _first_provisioning(contract, 12)
+    contract.h.faults.first_time(method=None, after_app=True)
+    result = contract.run("apply", "-y")
+    contract.h.faults.clear()
+    if contract.h.shows_email:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code == 1, result.output
+        failed = [
+            a["account"] for a in contract.audit() if a["op"] == "create_user" and a["result"] == "failed"
+        ]
+        assert failed, result.output
+        contract.apply()
+    _assert_each_once(contract, people)
+    # POSTs: PUT, DELETE and PATCH say what the state should be, so sending one twice is harmless.
+    writes = [e for e in contract.h.log.writes() if e.status < 300 and e.method == "POST"]
+    keys = [(e.method, e.path, str(sorted(e.query.items())), str(e.body)) for e in writes]
+    assert len(keys) == len(set(keys)), "a write that took effect was sent again"
+    contract.assert_converged()
+
+
 def test_a_read_only_directory_user_is_reported_not_manageable(contract: Contract) -> None:
     if not contract.h.read_only_users:
         pytest.skip(f"{contract.h.label} has no read-only directory")

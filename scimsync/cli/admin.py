@@ -44,9 +44,19 @@ def audit() -> None:
 
 
 @audit.command("verify")
-@click.argument("audit_log", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def audit_verify(audit_log: Path) -> None:
-    """Check the audit log's hash chain; name the first line changed or removed."""
+@click.argument("audit_log", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@pass_state
+def audit_verify(state: State, audit_log: Path | None) -> None:
+    """Check the audit log's hash chain; name the first line changed or removed.
+
+    Without AUDIT_LOG: the config's `audit_log`.
+    """
+    if audit_log is None:
+        audit_log = state.config().audit_log
+        if audit_log is None:
+            raise ScimsyncError(f"audit verify: {state.config_path} sets no audit_log; name the file")
+    if not audit_log.is_file():
+        raise ScimsyncError(f"audit log {audit_log}: no such file")
     count, problem = verify(audit_log)
     if problem:
         raise ScimsyncError(f"audit log {audit_log}: {problem}")

@@ -8,8 +8,8 @@ themselves on ``cli``.
 
 from __future__ import annotations
 
+import logging
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +17,15 @@ from typing import Any, NoReturn
 
 import click
 
-from scimsync import __version__, api, render
-from scimsync.cli.logs import setup_logging
+from scimsync import __version__, api, interrupt, render, runstats
+from scimsync.cli.logs import REPORT_KEY, json_logs, setup_logging
 from scimsync.config import Config
+from scimsync.engine.apply import ApplyResult
+from scimsync.engine.plan import Plan
 from scimsync.errors import ScimsyncError
 from scimsync.render import Consoles
-from scimsync.secrets import redact
+from scimsync.report import RunOutcome, build_report, write_report
+from scimsync.runstats import RunStats
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -37,23 +40,35 @@ class State:
     log_format: str = "text"
     no_color: bool = False
     consoles: Consoles = field(init=False)
+    # What the run did, for the --report file: its statistics, and what the command kept.
+    stats: RunStats = field(init=False)
+    plan: Plan | None = field(default=None, init=False)
+    result: ApplyResult | None = field(default=None, init=False)
+    error: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
+        self.stats = runstats.begin()
         self.configure()
 
     def configure(self) -> None:
         """(Re)build logging and the consoles from the options as they stand now."""
         setup_logging(self.verbose, self.quiet, self.log_format)
-        self.consoles = render.make_consoles(no_color=self.no_color, quiet=self.quiet)
+        consoles = render.make_consoles(no_color=self.no_color, quiet=self.quiet)
+        self.consoles = render.for_json_logs(consoles) if self.log_format == "json" else consoles
 
     def config(self) -> Config:
         """Load the config named by -c/--config; print its warnings on stderr."""
         config = api.load(self.config_path)
-        # Not redacted: a warning quotes only a variable-looking name such as `$JIRA_PAT`,
+        # Not masked: a warning quotes only a variable-looking name such as `$JIRA_PAT`,
         # which is also the whole "secret" when a token was written that way by mistake.
         for warning in config.warnings:
-            click.echo(f"warning: {self.config_path}: {warning}", err=True)
+            render.say(f"warning: {self.config_path}: {warning}", level=logging.WARNING, masked=False)
         return config
+
+    def write_report(self, path: Path, *, command: str, exit_code: int) -> None:
+        """Write the --report file: what this run planned and did, and how it ended."""
+        outcome = RunOutcome(command, exit_code, self.plan, self.result, self.error)
+        write_report(path, build_report(self.stats, outcome))
 
 
 def _late_option(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
@@ -111,22 +126,46 @@ class ScimsyncGroup(click.Group):
         **extra: Any,
     ) -> Any:
         """Run the CLI; a usage error exits 1, not click's 2 (2 means "changes", SPEC §2)."""
+        setup_logging(0, False, "text")  # until the options are read; nothing left from an earlier run
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
-            exc.show()
+            if json_logs():
+                render.say(f"error: {exc.format_message()}", level=logging.ERROR, exit_code=EXIT_ERROR)
+            else:
+                exc.show()
             code = EXIT_ERROR
         except click.exceptions.Abort:
-            click.echo("error: interrupted", err=True)
+            render.say("error: interrupted", level=logging.ERROR, exit_code=130)
             code = 130
         if not standalone_mode:
             return code
         sys.exit(code or 0)
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the command and write the --report file, whatever the exit code (SPEC §2)."""
+        try:
+            value = self._run(ctx)
+        except click.exceptions.Exit as exc:
+            _finish(ctx, exc.exit_code)
+            raise
+        except click.ClickException as exc:
+            state = ctx.find_object(State)
+            if state is not None:
+                state.error = exc.format_message()
+            _finish(ctx, EXIT_ERROR)
+            raise
+        except click.exceptions.Abort:
+            _finish(ctx, 130)
+            raise
+        _finish(ctx, EXIT_OK)
+        return value
+
+    def _run(self, ctx: click.Context) -> Any:
         """Run the command; map errors to messages and exit codes."""
         try:
-            return super().invoke(ctx)
+            with interrupt.handled():
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise  # click's own exits and usage errors carry their codes already
         except ScimsyncError as exc:
@@ -140,11 +179,27 @@ class ScimsyncGroup(click.Group):
 
 
 def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
+    """Say the error in one line (JSON with --log-format json; a traceback too with -v); exit."""
     state = ctx.find_object(State)
-    if state is not None and state.verbose:
-        traceback.print_exc(file=sys.stderr)
-    click.echo(redact(f"error: {message}"), err=True)
+    if state is not None:
+        state.error = message
+    trace = state is not None and bool(state.verbose)
+    render.say(f"error: {message}", level=logging.ERROR, exc_info=trace, exit_code=code)
     ctx.exit(code)
+
+
+def _finish(ctx: click.Context, code: int) -> None:
+    """Write the --report file of the run that ends with ``code`` (the outermost group only)."""
+    path = ctx.meta.get(REPORT_KEY)
+    state = ctx.find_object(State)
+    if ctx.parent is not None or path is None or state is None:
+        return
+    try:
+        state.write_report(path, command=ctx.invoked_subcommand or "", exit_code=code)
+    except OSError as exc:
+        render.say(f"error: report {path}: cannot write: {exc.strerror or exc}", level=logging.ERROR)
+        if code == EXIT_OK:
+            raise click.exceptions.Exit(EXIT_ERROR) from None
 
 
 @click.group(cls=ScimsyncGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -230,6 +230,54 @@ def bare_reference_warnings(
     return [f"{where}: '${n}' looks like an environment reference; write ${{{n}}}" for n in names]
 
 
+def literal_secret_paths(value: Any, where: str, secret_keys: frozenset[str]) -> list[str]:
+    """Return the key path of each secret written out in ``value`` (the YAML before substitution).
+
+    A value under one of ``secret_keys`` is literal when text is left beside its references,
+    or when a reference has a non-empty default (``${TOKEN:-abc123}`` holds ``abc123``); a
+    whole ``$TOKEN`` is a mistyped reference, warned about as such.
+    """
+    if isinstance(value, dict):
+        return [
+            p
+            for k, v in value.items()
+            for p in (
+                [_join(where, k)]
+                if k in secret_keys and _is_literal(v)
+                else literal_secret_paths(v, _join(where, k), secret_keys)
+            )
+        ]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in literal_secret_paths(v, f"{where}[{i}]", secret_keys)]
+    return []
+
+
+def _is_literal(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return False  # not a secret at all: validation says so
+    text = str(value)
+    if _SECRET_BARE_REF.fullmatch(text.strip()):
+        return False  # `$TOKEN`, a reference written the shell way: bare_reference_warnings says so
+    for m in _REF.finditer(text):
+        body = _REF_BODY.fullmatch(m[2] or "")
+        if body is not None and body[2]:
+            return True  # a default is written out in the file
+    return bool(_REF.sub("", text).strip())
+
+
+def exposure(mode: int) -> str | None:
+    """Say who besides its owner may open a file of ``mode`` ("readable by others (mode 0644)").
+
+    Only group and other bits count (``mode & 0o077``): a file only its owner can open keeps
+    a secret as well as the environment would. None when no one else may open it.
+    """
+    if not mode & 0o077:
+        return None
+    who = " and ".join(w for w, bits in (("its group", 0o070), ("others", 0o007)) if mode & bits)
+    access = "readable" if mode & 0o044 else "writable"
+    return f"{access} by {who} (mode {mode & 0o777:04o})"
+
+
 def secret_keys(root: type[BaseModel]) -> frozenset[str]:
     """Return the YAML keys that hold a ``Secret`` anywhere in the model ``root``."""
     found: set[str] = set()

@@ -28,6 +28,8 @@ from scimsync.config.loader import (
     LOADER_ONLY_KEYS,
     bare_reference_warnings,
     describe_errors,
+    exposure,
+    literal_secret_paths,
     read_yaml,
     secret_keys,
     substitute,
@@ -246,9 +248,37 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Co
     # Not resolve(): a symlinked config (a Kubernetes ConfigMap) keeps the folder it is named in.
     base = Path(os.path.abspath(file)).parent
     try:
-        return parse_config(data, base_dir=base, env=os.environ if env is None else env)
+        config = parse_config(data, base_dir=base, env=os.environ if env is None else env)
     except ConfigError as exc:
         raise ConfigError(exc.problems, path=str(file)) from None
+    exposed = _exposed_secrets(file, data, config)
+    return config.model_copy(update={"warnings": (*config.warnings, *exposed)}) if exposed else config
+
+
+def _exposed_secrets(file: Path, data: Any, config: Config) -> list[str]:
+    """Warn about secrets other accounts of this machine may read: written in the config, or Google's key."""
+    warnings: list[str] = []
+    shown = exposure(_mode(file))
+    if shown:
+        warnings += [
+            f"{path} holds a literal secret and the file is {shown}: use ${{ENV}} or chmod 600"
+            for path in literal_secret_paths(data, "", _SECRET_KEYS)
+        ]
+    if isinstance(config.source, GoogleSourceConfig):
+        key_file = config.source.credentials_file
+        shown = exposure(_mode(key_file))
+        if shown:
+            warnings.append(
+                f"source.credentials_file: the service-account key {key_file} is {shown}: chmod 600"
+            )
+    return warnings
+
+
+def _mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode
+    except OSError:
+        return 0  # unreadable: the source says so when it reads the file
 
 
 def parse_config(data: Any, *, base_dir: Path, env: Mapping[str, str]) -> Config:

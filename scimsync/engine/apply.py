@@ -18,11 +18,15 @@ from typing import Protocol, TypeVar
 from scimsync.engine.batches import Ready, member_batch, run_batched
 from scimsync.engine.effects import Ownership, apply_effect, check
 from scimsync.engine.plan import PHASES, Operation, OpKind, Plan, TargetPlan
-from scimsync.errors import AuthError, ConnectorError, NotManageableError
+from scimsync.errors import AuthError, ConnectorError, NotManageableError, outcome_unknown
 from scimsync.models import Account, key
 from scimsync.targets.base import Progress, Target, no_progress
 
 T = TypeVar("T")
+
+# SPEC §8: how many times a write whose outcome is unknown is read back and, when it did not
+# take effect, sent again.
+UNKNOWN_OUTCOME_REPEATS = 2
 
 
 class Status(StrEnum):
@@ -244,7 +248,7 @@ class _TargetRun:
 
     def _do(self, op: Operation, slot: str, account: Account | None) -> OpResult:
         """Send the operation's write and keep its effect (the caller holds the slot's lock)."""
-        created = self._write(op, account)
+        created = self._write_settled(op, account)
         if created is not None:
             self.made.add(slot)  # created by this run: ours, before the owner marker is added
             if op.source_id:
@@ -327,6 +331,56 @@ class _TargetRun:
         elif kind is OpKind.REMOVE_MEMBER:
             self.target.remove_member(account, op.group or "")
         return None
+
+    def _write_settled(self, op: Operation, account: Account | None) -> Account | None:
+        """Send the write; after an unknown outcome, read back and repeat only if it did not land.
+
+        SPEC §8: a timeout or a dropped connection after sending, a 502 or a 504 leaves the
+        outcome unknown. The account (or group) is read again: done means done (a create then
+        adopts the account only when it is the one this run created); otherwise the write goes
+        again, at most UNKNOWN_OUTCOME_REPEATS times. Anything else keeps the original error.
+        """
+        for repeat in range(UNKNOWN_OUTCOME_REPEATS + 1):
+            try:
+                return self._write(op, account)
+            except ConnectorError as exc:
+                if repeat == UNKNOWN_OUTCOME_REPEATS or not outcome_unknown(exc):
+                    raise
+                verdict, fresh = self._read_back(op, account)
+                if verdict == "done":
+                    return fresh if op.kind is OpKind.CREATE_USER else None
+                if verdict != "apply":
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read_back(self, op: Operation, account: Account | None) -> tuple[str, Account | None]:
+        """Read what a write of unknown outcome left: ("done" | "apply" | "stale", the account)."""
+        try:
+            if op.kind is OpKind.CREATE_GROUP:
+                return check(op, None, group_exists=self.target.group_exists(op.group or op.account)), None
+            if op.kind is OpKind.CREATE_USER:
+                fresh = self.target.get_account(op.account)
+                if fresh is not None and not self._made_here(op, fresh):
+                    return "stale", fresh  # not provably the account this run created: never adopted
+                return check(op, fresh), fresh
+            known = op.account_id or (account.id if account is not None and account.id else None)
+            fresh = self.target.get_account(op.account, account_id=known)
+        except ConnectorError:
+            return "stale", None  # cannot tell: the write's own error stands
+        return check(op, fresh), fresh
+
+    def _made_here(self, op: Operation, fresh: Account) -> bool:
+        """Tell whether an account found after a create of unknown outcome can be the one it made.
+
+        SPEC §8: the same username and email, and no other owner. Where the owner marker is the
+        externalId, it must be ours (the create sent it); a field the target does not show (the
+        email on Confluence before 10.0) cannot tell a stranger apart, so nothing is adopted then.
+        """
+        if self.target.capabilities().owner_marker == "external_id":
+            return fresh.external_id == op.source_id
+        if fresh.external_id not in (None, op.source_id):
+            return False
+        return all(getattr(fresh, c.field) is not None for c in op.changes if c.field != "username" and c.new)
 
     def _missing(self, op: Operation) -> ConnectorError:
         return ConnectorError(self.plan.target, f"user {op.account}", "the account does not exist")

@@ -23,7 +23,7 @@ from scimsync.engine.matching import (
     build_context,
     resolve,
 )
-from scimsync.engine.plan import FieldChange, Notice, Operation, OpKind, TargetPlan, sort_operations
+from scimsync.engine.plan import FieldChange, Notice, Operation, OpKind, TargetPlan, describe, sort_operations
 from scimsync.models import Account, Capabilities, DesiredAccount, TargetDirectory, key
 
 __all__ = ["DEPROVISION_MODES", "MATCH_KEYS", "SYNC_FIELDS", "DiffPolicy", "diff"]
@@ -420,19 +420,9 @@ def _unless_unmanageable(ctx: Context, account: Account, out: _Out) -> _Out:
     """Turn the operations on an account the target cannot change into one notice."""
     if account.manageable or not out.ops:
         return out
-    what = ", ".join(_describe(op) for op in sort_operations(out.ops))
+    what = ", ".join(describe(op) for op in sort_operations(out.ops))
     notice = ctx.notice(account.username, "not_manageable", f"read-only directory: would {what}")
     return _Out(notices=[*out.notices, notice])
-
-
-def _describe(op: Operation) -> str:
-    if op.kind is OpKind.UPDATE_USER:
-        return "update " + ", ".join(c.field for c in op.changes)
-    if op.kind is OpKind.ADD_MEMBER:
-        return f"add to {op.group}"
-    if op.kind is OpKind.REMOVE_MEMBER:
-        return f"remove from {op.group}"
-    return op.kind.value.removesuffix("_user")
 
 
 def _settle_groups(ctx: Context, ops: list[Operation]) -> tuple[list[Operation], list[Notice]]:

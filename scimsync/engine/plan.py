@@ -208,6 +208,19 @@ def summarize(operations: Iterable[Operation]) -> Summary:
     )
 
 
+def describe(op: Operation) -> str:
+    """Describe an operation in a few words ("add to jira-users", "update display_name")."""
+    if op.kind is OpKind.UPDATE_USER:
+        return "update " + ", ".join(c.field for c in op.changes)
+    if op.kind is OpKind.ADD_MEMBER:
+        return f"add to {op.group}"
+    if op.kind is OpKind.REMOVE_MEMBER:
+        return f"remove from {op.group}"
+    if op.kind is OpKind.CREATE_GROUP:
+        return f"create group {op.group or op.account}"
+    return op.kind.value.removesuffix("_user")
+
+
 def sort_operations(operations: Iterable[Operation]) -> tuple[Operation, ...]:
     """Return operations in SPEC §6 order (stable within a phase)."""
     return tuple(sorted(operations, key=Operation.sort_key))

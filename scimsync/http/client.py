@@ -20,7 +20,7 @@ import requests
 import requests.adapters
 import requests.auth
 
-from scimsync import __version__
+from scimsync import __version__, interrupt, runstats
 from scimsync.errors import ConnectorError, ResponseError
 from scimsync.http.errors import (
     ErrorParser,
@@ -56,6 +56,7 @@ _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 30.0
 # A request that keeps being rate limited gives up after waiting this long, or 10 timeouts.
 _MIN_RATE_LIMIT_BUDGET = 60.0
+_SLEEP_SLICE = 0.25
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,12 @@ class _TokenAuth(requests.auth.AuthBase):
 
 
 def _sleep(seconds: float) -> None:
-    time.sleep(seconds)
+    """Sleep in short slices: a signal that cancels the reads ends a long backoff at once."""
+    while seconds > 0:
+        step = min(seconds, _SLEEP_SLICE)
+        time.sleep(step)
+        seconds -= step
+        interrupt.check()
 
 
 class HttpClient:
@@ -201,6 +207,7 @@ class HttpClient:
         while True:
             tries.attempt += 1
             self._pacer.wait_turn(delay or 0.0)
+            interrupt.check()  # a signal while reading: no new request goes out
             outcome = self._send(method, url, shown, params, json, tries.attempt)
             if not refreshed and self._refresh_token(outcome):
                 # The token expired (or was revoked) since it was fetched: once with a fresh one.
@@ -218,7 +225,7 @@ class HttpClient:
                     return outcome
                 delay, what = tries.after_status(status, server_wait), str(status)
                 if delay is None:
-                    waited = tries.waited if status == 429 else None
+                    waited = tries.waited if status in (429, 503) else None
                     parser = self._error_parser
                     raise status_error(self.system, outcome, label, tries.attempt, parser, waited=waited)
             log.warning(
@@ -228,13 +235,14 @@ class HttpClient:
                 method,
                 shown,
                 delay,
-                tries.describe(limited=what == "429"),
+                tries.describe(limited=what in ("429", "503")),
             )
 
     def _send(
         self, method: str, url: str, shown: str, params: Mapping[str, Any] | None, body: Any, attempt: int
     ) -> requests.Response | TransportFailure:
         """Make one attempt; return the response, or the classified transport failure."""
+        runstats.current().count_request(self.system)  # for the --report file
         started = self._clock()
         try:
             response = self._session.request(

@@ -80,7 +80,7 @@ def status_error(
 ) -> ConnectorError:
     """Build the exception for a response whose status was not expected.
 
-    ``waited`` is how long a rate-limited request waited in all, shown on a final 429.
+    ``waited`` is how long a refused request (429, 503) waited in all, shown on the final one.
     """
     status = response.status_code
     try:
@@ -100,7 +100,8 @@ def status_error(
             message = message[: _MAX_VENDOR_MESSAGE - 1] + "…"
         cause = f"{head}: {message}" if message else head
         if attempts > 1:
-            cause += f" ({attempts_text(attempts)})"
+            spent = f", {waited:.0f} s" if waited is not None else ""
+            cause += f" ({attempts_text(attempts)}{spent})"
     kind = {401: AuthError, 403: AuthError, 404: NotFoundError}.get(status, ConnectorError)
     return kind(system, label, redact(cause), status=status)
 
@@ -120,7 +121,7 @@ class TransportFailure:
 def transport_error(system: str, label: str, failure: TransportFailure, attempts: int) -> ConnectorError:
     """Build the exception for a transport failure that is not retried (again)."""
     suffix = f" ({attempts_text(attempts)})" if failure.retriable else ""
-    return ConnectorError(system, label, redact(failure.cause + suffix))
+    return ConnectorError(system, label, redact(failure.cause + suffix), unknown=failure.sent)
 
 
 def _exception_chain(exc: BaseException) -> Iterator[BaseException]:

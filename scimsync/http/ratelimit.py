@@ -25,6 +25,8 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _MAX_SERVER_WAIT = 300.0
 # Remaining is 0 but the server gave no reset time: let the bucket refill a little.
 _DEFAULT_HOLD = 1.0
+# A request refused (429/503) this many times gives up even within its time budget.
+_MAX_REFUSALS = 100
 # Threads held back by a server that announced no rate go out this far apart, not all at once.
 _RELEASE_GAP = 0.2
 
@@ -131,21 +133,24 @@ class Attempts:
 
     def after_status(self, status: int, server_wait: float) -> float | None:
         """Return the wait before retrying after an unexpected ``status``, or None when it is final."""
-        if status == 429:
-            # Refused before anything was done, so even a POST may go again. Rate limits are
-            # normal on Jira DC (atlassian §1.11): wait as told, on a budget of time, not of tries.
+        if status in (429, 503):
+            # Refused before anything was done, so even a POST may go again (SPEC §8). Rate
+            # limits are normal on Jira DC (atlassian §1.11), and a proxy shedding load says
+            # 503: wait as told (or back off), on a budget of time, not of tries, so that a
+            # server refusing one request in five never fails a write that would go through.
             self.limited += 1
-            delay = server_wait or self.backoff(self.limited)
-            if self.waited + delay > self.budget:
+            delay = max(server_wait, self.backoff(self.limited)) if status == 503 else server_wait
+            delay = delay or self.backoff(self.limited)
+            if self.waited + delay > self.budget or self.limited > _MAX_REFUSALS:
                 return None
             self.waited += delay
             return delay
         self.failures += 1
         if self.failures > self.retries or status not in RETRY_STATUSES:
             return None
-        # SPEC §8: a 503 says the server did not act, so any write may go again; after a 502
-        # or 504 the outcome is unknown and only an idempotent request is repeated blindly.
-        if status != 503 and self.method not in _IDEMPOTENT:
+        # SPEC §8: after a 502 or 504 the outcome is unknown: only an idempotent request is
+        # repeated blindly (the engine reads a write back before repeating it).
+        if self.method not in _IDEMPOTENT:
             return None
         return max(self.backoff(self.failures), server_wait)
 

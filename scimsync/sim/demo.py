@@ -9,7 +9,10 @@ temporary folder removed on the way out.
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import sys
 import tempfile
 import textwrap
 import threading
@@ -68,8 +71,7 @@ def run_demo(
         config = _write_config(folder, idp, systems)
         _intro(consoles, folder, idp, systems, len(people))
         _plan_apply_plan(consoles, config, systems)
-        again = " ".join(["scimsync demo --keep", *_flags(source, names)])
-        _next_steps(consoles, folder, idp, again=again if not keep else None)
+        _next_steps(consoles, folder, idp, flags=_flags(source, names), keep=keep)
         if keep:
             _serve_until_stopped(consoles)
     if keep:
@@ -129,15 +131,46 @@ def _flags(source: str, names: Sequence[str]) -> list[str]:
     return flags
 
 
-def _next_steps(consoles: Consoles, folder: Path, idp: DemoSource, *, again: str | None) -> None:
-    out = consoles.out
+def _next_steps(
+    consoles: Consoles, folder: Path, idp: DemoSource, *, flags: Sequence[str], keep: bool
+) -> None:
+    """Print what to try next, with commands that work as printed.
+
+    Without --keep the simulators and the folder are gone when this is read: point to --keep.
+    """
+    out, me = consoles.out, command_name()
     out.print("[bold]What to try next[/]")
-    if again:
-        out.print(f"  {again}     keep the simulators running, then in another shell:")
-    out.print(f"  {idp.hint}")
-    out.print(f"  scimsync -c {folder / 'scimsync.yaml'} plan")
-    out.print(f"  scimsync -c {folder / 'scimsync.yaml'} plan --format markdown --out plan.json")
-    out.print("  cp config.example.yaml scimsync.yaml   then point it at your own IdP and Jira")
+    if not keep:
+        again = " ".join([me, "demo --keep", *flags])
+        out.print(f"  {again}     keeps the simulators running and shows commands to try against them")
+    else:
+        out.print("  In another shell, while this one keeps the simulators running:")
+        out.print(f"  {idp.hint}")
+        out.print(f"  {me} -c {folder / 'scimsync.yaml'} plan")
+        out.print(f"  {me} -c {folder / 'scimsync.yaml'} plan --format markdown --out plan.json")
+        out.print(f"  {me} -c {folder / 'scimsync.yaml'} apply plan.json")
+    example = Path("config.example.yaml")
+    if example.is_file():
+        out.print(f"  cp {example} scimsync.yaml   then point it at your own IdP and Jira")
+    else:
+        out.print("  write scimsync.yaml for your own IdP and Jira (README: Configuration)")
+    activate = Path(me).parent / "activate"
+    if me != "scimsync" and activate.is_file():
+        out.print(f"  (or activate the virtual environment, `source {activate}`, and type scimsync)")
+
+
+def command_name(argv0: str | None = None) -> str:
+    """Return how to type this scimsync again: `scimsync` when that is on PATH, else its path.
+
+    `make demo` runs `.venv/bin/scimsync`, which a new shell does not find by name.
+    """
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    on_path = shutil.which("scimsync")
+    if Path(argv0).name != "scimsync":  # python -m scimsync
+        return "scimsync" if on_path else f"{Path(sys.executable)} -m scimsync"
+    if on_path and Path(on_path).resolve() == Path(argv0).resolve():
+        return "scimsync"
+    return os.path.relpath(argv0) if not os.path.isabs(argv0) else argv0
 
 
 def _serve_until_stopped(consoles: Consoles) -> None:

@@ -14,6 +14,7 @@ import io
 import json
 import json.decoder
 import json.scanner
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -73,7 +74,10 @@ def detect_delimiter(header_line: str) -> str:
     """
 
     def score(delimiter: str) -> tuple[bool, int]:
-        names = next(csv.reader([header_line], delimiter=delimiter), [])
+        try:
+            names = next(csv.reader([header_line], delimiter=delimiter), [])
+        except csv.Error:
+            return False, 0  # a bare "\r" in the line (old Mac line ends): the reader below splits there
         return not any('"' in name for name in names), len(names)
 
     return max(DELIMITERS, key=score)  # the first of equals: a comma when nothing else fits
@@ -84,7 +88,8 @@ def csv_rows(text: str, delimiter: str | None) -> tuple[list[str], Iterator[tupl
 
     A column without a name (an export's trailing delimiter) is left out of both.
     """
-    delimiter = delimiter or detect_delimiter(text.partition("\n")[0].rstrip("\r"))
+    # The first line ends at "\r\n", "\n" or a lone "\r" (old Mac exports), as for the reader.
+    delimiter = delimiter or detect_delimiter(re.split(r"\r\n?|\n", text, maxsplit=1)[0])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = [name.strip() for name in next(reader, [])]

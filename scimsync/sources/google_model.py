@@ -125,7 +125,7 @@ def direct_members(system: str, where: str, resources: Iterable[Mapping[str, Any
         mid, kind = member.get("id"), member.get("type")
         if not isinstance(mid, str) or not mid:
             _fail(system, where, "a member without an id")
-        if kind in USER_TYPES:
+        if isinstance(kind, str) and kind in USER_TYPES:  # a list or object is no type, and unhashable
             users[mid] = None
         elif kind == "GROUP":
             groups[mid] = None

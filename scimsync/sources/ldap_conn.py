@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from scimsync import interrupt
 from scimsync.config import LdapSourceConfig
 from scimsync.errors import ConnectorError
 from scimsync.http import HttpSettings
@@ -117,6 +118,7 @@ class LdapDirectory:
         cookie: bytes | None = None
         received = 0
         while True:
+            interrupt.check()  # a signal while reading: no new page is asked for
             paging = {"paged_size": self.page_size, "paged_cookie": cookie} if self.page_size else {}
             result, response = self._search(what, base, search_filter, ldap3.SUBTREE, attributes, paging)
             page = self._entries(what, response)

@@ -96,7 +96,8 @@ def _active(system: str, who: str, status: Any, transitioning: Any) -> bool:
     if not isinstance(status, str) or status not in ACTIVE_BY_STATUS:
         known = ", ".join(ACTIVE_BY_STATUS)
         _fail(system, who, f"unknown status {status!r} (Okta documents {known})")
-    if transitioning is not None and transitioning not in _TRANSITIONS:
+    # Checked as text first: a list or object sent there is unhashable.
+    if transitioning is not None and not (isinstance(transitioning, str) and transitioning in _TRANSITIONS):
         _fail(system, who, f"unknown transitioningToStatus {transitioning!r}")
     # [U] A deactivation under way already ends access; an activation counts once it is done.
     return ACTIVE_BY_STATUS[status] and transitioning != "DEPROVISIONED"

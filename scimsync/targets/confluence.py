@@ -33,7 +33,7 @@ from scimsync.targets.confluence_read import (
     manifest_version,
     segment,
 )
-from scimsync.targets.refusals import garbage
+from scimsync.targets.refusals import garbage, proxy_page
 
 KNOWN = ((7,), (11,))  # the versions scimsync knows: 7.x to 10.x
 PAT_SINCE = (7, 9)  # §2.1: personal access tokens (Bearer) from Confluence 7.9
@@ -188,6 +188,9 @@ class ConfluenceTarget:
         ok = (200, 201, 202, 204, *REFUSALS)
         response = self._client.request(method, API + path, json=body, ok=ok, obj=obj)
         status = response.status_code
+        page = proxy_page(self.name, obj, response) if status < 300 else None
+        if page is not None:
+            raise page
         if status < 300 or is_envelope(response):
             return response
         if status == 403:

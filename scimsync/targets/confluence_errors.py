@@ -98,4 +98,5 @@ def refusal(system: str, response: requests.Response, obj: str) -> ConnectorErro
 def scrubbed(error: ConnectorError, password: str) -> ConnectorError:
     """Return ``error`` with the password masked, even cut short at the end of a long message."""
     cause = re.sub(re.escape(password[:8]) + r"[\w-]*", MASK, error.cause)
-    return type(error)(error.system, error.obj, cause, status=error.status)
+    # Keep whether the create may have happened all the same: the engine reads it back (SPEC §8).
+    return type(error)(error.system, error.obj, cause, status=error.status, unknown=error.unknown_outcome)

@@ -106,7 +106,7 @@ def to_account(
     ):
         raise garbage(system, endpoint, "a user without 'userKey' and 'username'")
     status = bean.get("status")
-    if status not in STATUSES:
+    if not isinstance(status, str) or status not in STATUSES:  # a list or object is unhashable
         raise garbage(system, endpoint, f"user {bean['username']} has status {status!r}")
     email, display = bean.get("email"), bean.get("displayName")
     return Account(

@@ -14,7 +14,7 @@ from scimsync.models import Account, Capabilities, TargetDirectory
 from scimsync.secrets import redact
 from scimsync.targets.base import Progress, no_progress
 from scimsync.targets.jira_read import API, JiraReader, server_version, to_account
-from scimsync.targets.refusals import garbage, says_read_only_directory
+from scimsync.targets.refusals import garbage, proxy_page, says_read_only_directory
 
 DEACTIVATE_SINCE = (8, 3)  # §1.5: PUT /user {"active": false} works from 8.3.0
 PAT_SINCE = (8, 14)  # §1.1: personal access tokens (Bearer) exist from Jira 8.14
@@ -159,6 +159,9 @@ class JiraTarget:
             method, API + path, params=params, json=body, ok=(200, 201, 204, *refusals), obj=obj
         )
         status = response.status_code
+        page = proxy_page(self.name, obj, response) if status < 300 else None
+        if page is not None:
+            raise page
         if status < 300 or _jira_envelope(response):
             return response
         if status == 403:

@@ -35,8 +35,10 @@ def server_version(body: dict[str, Any]) -> tuple[int, ...] | None:
     numbers = body.get("versionNumbers")
     if isinstance(numbers, list) and numbers and all(type(n) is int for n in numbers):
         return tuple(numbers)
-    match = re.match(r"\d+(?:\.\d+)*", str(body.get("version") or ""))
-    return tuple(int(p) for p in match.group().split(".")) if match else None
+    match = re.match(r"\d+(?:\.\d+)*", str(body.get("version") or ""), re.ASCII)
+    parts = match.group().split(".") if match else []
+    # A part past 9 digits is no version, and int() refuses one past 4300 (a garbage answer).
+    return tuple(int(p) for p in parts) if parts and all(len(p) <= 9 for p in parts) else None
 
 
 def to_account(system: str, bean: Any, endpoint: str, groups: frozenset[str] = frozenset()) -> Account:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+import requests
+
 from scimsync.errors import ResponseError
 
 # A read-only directory (LDAP, Crowd): reference §1.12, §2.10.
@@ -30,3 +32,17 @@ def says_read_only_directory(message: str) -> bool:
 def garbage(system: str, endpoint: str, what: str) -> ResponseError:
     """Return the error for a response that is not what the API documents."""
     return ResponseError(system, endpoint, f"unexpected response: {what}")
+
+
+def proxy_page(system: str, obj: str, response: requests.Response) -> ResponseError | None:
+    """Return the error for a success status whose body is an HTML page, or None when it is not one.
+
+    A login page of an SSO proxy or a load balancer's page is no answer of the REST API, which
+    never sends HTML: whether the write was carried out is unknown (SPEC §8), so the error has
+    no status and the engine reads the object back before sending the write again.
+    """
+    kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if kind not in ("text/html", "application/xhtml+xml") or not response.content:
+        return None
+    cause = f"HTTP {response.status_code} with an HTML page ({kind}), not the API's answer: a proxy?"
+    return ResponseError(system, obj, cause)
