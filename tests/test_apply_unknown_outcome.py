@@ -8,10 +8,11 @@ outcome is known). The oracle is the fake's own state and its count of write cal
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import pytest
-from test_apply_batching import Directory, account, run
+from test_apply_batching import Audit, Directory, account, run
 
 from scimsync.engine.apply import Status
 from scimsync.engine.plan import FieldChange as Change
@@ -304,3 +305,82 @@ def test_a_field_the_target_does_not_show_cannot_prove_an_account_ours() -> None
     result = only(run(target, [create("amara")]))
     assert result.status is Status.FAILED
     assert target.writes == 1
+
+
+# --- the owner group goes with the creation -------------------------------------------------
+
+
+def owner_add(name: str, group: str = "scimsync-managed") -> Operation:
+    return Operation(OpKind.ADD_MEMBER, "t", name, "owner marker", group=group, expected={"member": False})
+
+
+def test_a_run_stopped_after_the_creations_leaves_every_new_account_owned() -> None:
+    stop = threading.Event()
+
+    class Stopping(Lossy):
+        def create_user(
+            self, username: str, email: str, display_name: str, *, external_id: str | None = None
+        ) -> Account:
+            made = super().create_user(username, email, display_name, external_id=external_id)
+            stop.set()  # SIGTERM arrives while the creation is in flight
+            return made
+
+    target = Stopping()
+    ops = [create("amara"), owner_add("amara"), owner_add("amara", "jira-users")]
+    results = run(target, ops, stop=stop)
+    by = {(r.op.kind, r.op.group): r for r in results}
+    assert len(results) == 3
+    assert by[(OpKind.CREATE_USER, None)].status is Status.DONE
+    assert by[(OpKind.ADD_MEMBER, "scimsync-managed")].status is Status.DONE
+    assert by[(OpKind.ADD_MEMBER, "jira-users")].status is Status.SKIPPED  # no later phase started
+    assert target.members_of("amara") == {"scimsync-managed"}
+    assert target.writes == 2
+
+
+def test_the_owner_group_is_added_once_even_when_nothing_stops() -> None:
+    target = Lossy()
+    audit = Audit()
+    results = run(target, [create("amara"), owner_add("amara"), owner_add("amara", "jira-users")], audit)
+    assert {r.status for r in results} == {Status.DONE}
+    assert target.members_of("amara") == {"scimsync-managed", "jira-users"}
+    assert target.writes == 3  # the owner group is not sent again in the memberships phase
+    assert sorted(audit.records) == sorted(
+        [("amara", "", "done"), ("amara", "scimsync-managed", "done"), ("amara", "jira-users", "done")]
+    )
+
+
+def test_an_owner_group_that_fails_with_the_creation_gets_its_own_turn() -> None:
+    class FirstMarkFails(Lossy):
+        failed = False
+
+        def add_member(self, account: Account, group: str) -> None:
+            if not self.failed:
+                self.failed = True
+                self.writes += 1
+                raise ConnectorError("t", f"membership {account.username} in {group}", "HTTP 500", status=500)
+            super().add_member(account, group)
+
+    target = FirstMarkFails()
+    results = run(target, [create("amara"), owner_add("amara")])
+    assert [r.status for r in results] == [Status.DONE, Status.DONE]
+    assert target.members_of("amara") == {"scimsync-managed"}
+    assert target.writes == 3  # the create, the failed mark, the mark in its own phase
+
+
+def test_an_owner_group_of_an_existing_account_is_not_moved() -> None:
+    # Only accounts created in this run: an existing account's owner marker stays in its phase.
+    stop = threading.Event()
+
+    class Stopping(Lossy):
+        def create_user(
+            self, username: str, email: str, display_name: str, *, external_id: str | None = None
+        ) -> Account:
+            made = super().create_user(username, email, display_name, external_id=external_id)
+            stop.set()
+            return made
+
+    target = Stopping([account("bruno", owned=False)])
+    results = run(target, [create("amara"), add("bruno", "scimsync-managed")], stop=stop)
+    by = {r.op.account: r.status for r in results}
+    assert by == {"amara": Status.DONE, "bruno": Status.SKIPPED}
+    assert target.members_of("bruno") == set()

@@ -192,7 +192,9 @@ def test_saved_plan_from_another_config_is_refused(world: World) -> None:
 
 
 def test_failure_mid_apply_then_rerun_converges(world: World) -> None:
-    world.sim.faults.inject(500, count=2, method="POST", path="/rest/api/2/group/user")
+    # The first 4 membership POSTs are the owner group's, sent with each of the 4 creations
+    # that succeed: their failures leave them to the memberships phase, where 2 more fail.
+    world.sim.faults.inject(500, count=6, method="POST", path="/rest/api/2/group/user")
     world.sim.faults.inject(400, count=1, method="POST", path="/rest/api/2/user")
     result = world.run("apply", "-y")
     assert result.exit_code == 1, result.output

@@ -279,14 +279,14 @@ def _first_provisioning(contract: Contract, count: int = 50) -> list[dict[str, A
     return people
 
 
-def _assert_each_once(contract: Contract, people: Sequence[dict[str, Any]]) -> None:
+def _assert_each_once(contract: Contract, people: Sequence[dict[str, Any]], *, audited: bool = True) -> None:
     """Every person has one account, with the source's groups; no account was made twice."""
     for p in people:
         seen = contract.h.account(p["username"])  # the harness reads the simulator's own state
         assert seen is not None and seen.active, p["username"]
         assert {f"c-{g}" for g in p["groups"]} <= seen.groups, p["username"]
     created = [a for a in contract.audit() if a["op"] == "create_user" and a["result"] == "done"]
-    if contract.h.creates:
+    if contract.h.creates and audited:
         assert sorted(a["account"] for a in created) == sorted(p["username"] for p in people)
 
 
@@ -326,7 +326,7 @@ def test_a_connection_dropped_after_the_server_acted_is_not_a_duplicate(contract
     contract.h.faults.first_time(method=None, after_app=True)
     result = contract.run("apply", "-y")
     contract.h.faults.clear()
-    if contract.h.shows_email:
+    if contract.h.shows_email or not contract.h.creates:
         assert result.exit_code == 0, result.output
     else:
         assert result.exit_code == 1, result.output
@@ -334,8 +334,8 @@ def test_a_connection_dropped_after_the_server_acted_is_not_a_duplicate(contract
             a["account"] for a in contract.audit() if a["op"] == "create_user" and a["result"] == "failed"
         ]
         assert failed, result.output
-        contract.apply()
-    _assert_each_once(contract, people)
+        contract.apply()  # the plan takes the accounts over: no create, so none is audited as done
+    _assert_each_once(contract, people, audited=contract.h.shows_email)
     # POSTs: PUT, DELETE and PATCH say what the state should be, so sending one twice is harmless.
     writes = [e for e in contract.h.log.writes() if e.status < 300 and e.method == "POST"]
     keys = [(e.method, e.path, str(sorted(e.query.items())), str(e.body)) for e in writes]

@@ -142,6 +142,16 @@ class _TargetRun:
         self.created: dict[str, str] = {}  # source id -> id of the account created for it
         self.made: set[str] = set()  # slots of the accounts this run created
         self._ownership: Ownership | None = None
+        # The owner-group membership of an account created here goes with its creation (SPEC §5):
+        # a run stopped after the creations must not leave accounts nobody owns. slot -> op.
+        self.marks: dict[str, Operation] = {
+            self._slot(op): op
+            for op in plan.operations
+            if op.kind is OpKind.ADD_MEMBER
+            and op.account_id is None
+            and key(op.group) == key(options.owner_group)
+        }
+        self.early: dict[Operation, OpResult] = {}  # owner-group memberships done with the creation
 
     def ownership(self) -> Ownership:
         """Return the rule that re-checks ownership (reads the target's capabilities once)."""
@@ -174,7 +184,8 @@ class _TargetRun:
         return f"id:{op.account_id}" if op.account_id else f"name:{key(op.account)}"
 
     def _run_one(self, op: Operation) -> OpResult:
-        return self._locked(op, self._attempt)
+        early = self.early.get(op)
+        return early if early is not None else self._locked(op, self._attempt)
 
     def _locked(self, op: Operation, step: Callable[[Operation, str], T]) -> T | OpResult:
         """Run ``step`` under the account's lock unless the operation must not start."""
@@ -255,12 +266,33 @@ class _TargetRun:
                 with self.guard:
                     self.created[op.source_id] = created.id
         self.accounts[slot] = created if created is not None else apply_effect(op, account)
-        return self._finish(op, Status.DONE)
+        result = self._finish(op, Status.DONE)
+        mark = self.marks.get(slot) if created is not None else None
+        if mark is not None:
+            self._mark(mark, slot, created)
+        return result
+
+    def _mark(self, op: Operation, slot: str, created: Account | None) -> None:
+        """Add the owner group of an account just created, as part of its creation (SPEC §5).
+
+        Planned as a membership, it is done here so that a run stopped before the memberships
+        (a signal, the error budget) leaves no account nobody owns. A failure leaves it to its
+        own turn in the memberships phase.
+        """
+        try:
+            self._write_settled(op, created)
+        except ConnectorError:
+            return
+        self.accounts[slot] = apply_effect(op, created)
+        self.early[op] = self._finish(op, Status.DONE, "with the account's creation")
 
     # -- the steps of a phase sent in chunks (batches.run_batched) ------------------------
 
     def check(self, index: int, op: Operation) -> OpResult | Ready:
         """Run an operation's checks (stop, budget, saved-plan re-check): its result, or Ready."""
+        early = self.early.get(op)
+        if early is not None:
+            return early
         return self._locked(op, lambda op, slot: self._ready(index, op, slot))
 
     def _ready(self, index: int, op: Operation, slot: str) -> OpResult | Ready:
