@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from scimsync.engine.effects import Check, apply_effect, apply_to_directory, check
+from scimsync.engine.effects import Check, apply_effect, apply_to_directory, check, made_by
 from scimsync.engine.plan import FieldChange, Operation, OpKind
 from scimsync.models import Account, TargetDirectory
 
@@ -310,3 +310,42 @@ def test_a_rename_in_the_plan_itself_is_no_reason_to_stop() -> None:
     # Only the operations that take something away are stopped by a rename.
     add = op(OpKind.ADD_MEMBER, account_id="K1", group="jira-devs")
     assert ownership(add).problem(add, replace(OWNED, username="bruna")) is None
+
+
+# --- made_by: may an account found after a create of unknown outcome be the one it made? ------
+
+_CREATE = Operation(
+    OpKind.CREATE_USER,
+    "t",
+    "amara",
+    "new in source",
+    source_id="src-1",
+    changes=(
+        FieldChange("username", None, "amara"),
+        FieldChange("email", None, "amara@acme.test"),
+        FieldChange("display_name", None, "Amara K"),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("marker", "email", "external_id", "expected"),
+    [
+        ("external_id", "amara@acme.test", "src-1", True),  # the externalId the create sent
+        ("external_id", "amara@acme.test", None, False),  # a SCIM account without ours: a stranger's
+        ("external_id", "amara@acme.test", "src-2", False),
+        ("external_id", None, "src-1", True),  # the externalId alone proves it on SCIM targets
+        ("group", "amara@acme.test", None, True),  # Data Center: every field visible
+        ("group", "amara@acme.test", "src-1", True),
+        ("group", "amara@acme.test", "hr-9", False),  # another system's account
+        ("group", None, None, False),  # the email is not shown: cannot tell a stranger apart
+    ],
+)
+def test_made_by(marker: str, email: str | None, external_id: str | None, expected: bool) -> None:
+    fresh = Account("x1", "amara", email, "Amara K", external_id=external_id)
+    assert made_by(_CREATE, fresh, marker) is expected
+
+
+def test_made_by_ignores_a_field_the_create_leaves_empty() -> None:
+    op = replace(_CREATE, changes=(FieldChange("username", None, "amara"), FieldChange("email", None, "")))
+    assert made_by(op, Account("x1", "amara", None, "Amara K"), "group") is True

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Protocol, TypeVar
 
 from scimsync.engine.batches import Ready, member_batch, run_batched
-from scimsync.engine.effects import Ownership, apply_effect, check
+from scimsync.engine.effects import Ownership, apply_effect, check, made_by
 from scimsync.engine.plan import PHASES, Operation, OpKind, Plan, TargetPlan
 from scimsync.errors import AuthError, ConnectorError, NotManageableError, outcome_unknown
 from scimsync.models import Account, key
@@ -392,7 +392,7 @@ class _TargetRun:
                 return check(op, None, group_exists=self.target.group_exists(op.group or op.account)), None
             if op.kind is OpKind.CREATE_USER:
                 fresh = self.target.get_account(op.account)
-                if fresh is not None and not self._made_here(op, fresh):
+                if fresh is not None and not made_by(op, fresh, self.target.capabilities().owner_marker):
                     return "stale", fresh  # not provably the account this run created: never adopted
                 return check(op, fresh), fresh
             known = op.account_id or (account.id if account is not None and account.id else None)
@@ -400,19 +400,6 @@ class _TargetRun:
         except ConnectorError:
             return "stale", None  # cannot tell: the write's own error stands
         return check(op, fresh), fresh
-
-    def _made_here(self, op: Operation, fresh: Account) -> bool:
-        """Tell whether an account found after a create of unknown outcome can be the one it made.
-
-        SPEC §8: the same username and email, and no other owner. Where the owner marker is the
-        externalId, it must be ours (the create sent it); a field the target does not show (the
-        email on Confluence before 10.0) cannot tell a stranger apart, so nothing is adopted then.
-        """
-        if self.target.capabilities().owner_marker == "external_id":
-            return fresh.external_id == op.source_id
-        if fresh.external_id not in (None, op.source_id):
-            return False
-        return all(getattr(fresh, c.field) is not None for c in op.changes if c.field != "username" and c.new)
 
     def _missing(self, op: Operation) -> ConnectorError:
         return ConnectorError(self.plan.target, f"user {op.account}", "the account does not exist")

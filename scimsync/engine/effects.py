@@ -108,6 +108,21 @@ def _gives_marker(op: Operation, owner_group: str, owner_marker: str) -> bool:
     return op.kind is OpKind.ADD_MEMBER and key(op.group) == key(owner_group)
 
 
+def made_by(op: Operation, fresh: Account, owner_marker: str) -> bool:
+    """Tell whether ``fresh``, found after create ``op`` had an unknown outcome, can be the account it made.
+
+    SPEC §8: the same username and email, and no other owner. Where the owner marker is the
+    externalId (SCIM), it must be the one the create sent; a field the target does not show
+    (the email on Confluence before 10.0) cannot tell a stranger apart, so it proves nothing.
+    The caller still compares the fields (``check``).
+    """
+    if owner_marker == "external_id":
+        return fresh.external_id == op.source_id
+    if fresh.external_id not in (None, op.source_id):
+        return False
+    return all(_field(fresh, c.field) is not None for c in op.changes if c.field != "username" and c.new)
+
+
 def _check_create(op: Operation, fresh: Account | None) -> Check:
     if fresh is None:
         return "apply"
