@@ -120,7 +120,7 @@ def made_by(op: Operation, fresh: Account, owner_marker: str) -> bool:
         return fresh.external_id == op.source_id
     if fresh.external_id not in (None, op.source_id):
         return False
-    return all(_field(fresh, c.field) is not None for c in op.changes if c.field != "username" and c.new)
+    return all(_field(fresh, c.field) is not None for c in op.changes if c.new)
 
 
 def _check_create(op: Operation, fresh: Account | None) -> Check:
