@@ -29,7 +29,7 @@ demo: install
 	$(BIN)/scimsync demo
 
 bench: install
-	$(BIN)/python -m scimsync.sim.bench
+	$(BIN)/python -m scimsync.sim.bench $(BENCH_ARGS)
 
 # Mutation testing of scimsync/engine/, mapping.py and templates.py (config: [tool.mutmut] in
 # pyproject.toml, pytest plugin scripts/mutmut_plugin.py). Slow (~10-15 min on 2 cores), so not

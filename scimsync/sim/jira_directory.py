@@ -6,9 +6,75 @@ case (reference §1.8, §1.12); users are keyed by their stable ``key`` (§1.2).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 ADMIN_GROUPS = ("jira-administrators", "jira-system-administrators")
+
+# Bumped by every change that can alter a member list's content or order: a membership, a
+# nesting, a group created or deleted, a user created, deleted, renamed, (de)activated.
+# One counter for every simulator in the process: a change elsewhere only costs a re-sort.
+_changes = itertools.count()
+_revision = [next(_changes)]
+
+
+def _changed() -> None:
+    _revision[0] = next(_changes)
+
+
+class _MemberSet(set[str]):
+    """A set that counts its changes: seeding, handlers and tests edit member sets directly.
+
+    ``group.members |= more`` is seen too: augmented assignment to an attribute ends in
+    ``JiraGroup.__setattr__``.
+    """
+
+    def add(self, element: str) -> None:
+        """Add a member."""
+        _changed()
+        super().add(element)
+
+    def discard(self, element: object) -> None:
+        """Remove a member if present."""
+        _changed()
+        super().discard(element)
+
+    def remove(self, element: str) -> None:
+        """Remove a member; KeyError when absent."""
+        _changed()
+        super().remove(element)
+
+    def pop(self) -> str:
+        """Remove and return any member."""
+        _changed()
+        return super().pop()
+
+    def clear(self) -> None:
+        """Remove every member."""
+        _changed()
+        super().clear()
+
+    def update(self, *others: Iterable[str]) -> None:
+        """Add the members of ``others``."""
+        _changed()
+        super().update(*others)
+
+    def difference_update(self, *others: Iterable[object]) -> None:
+        """Remove the members of ``others``."""
+        _changed()
+        super().difference_update(*others)
+
+    def intersection_update(self, *others: Iterable[object]) -> None:
+        """Keep only the members also in ``others``."""
+        _changed()
+        super().intersection_update(*others)
+
+    def symmetric_difference_update(self, other: Iterable[str]) -> None:
+        """Keep the members in exactly one of this set and ``other``."""
+        _changed()
+        super().symmetric_difference_update(other)
 
 
 def fold(name: str) -> str:
@@ -27,14 +93,25 @@ class JiraUser:
     active: bool = True
     read_only: bool = False
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("name", "active"):  # member lists are ordered by name and filtered on active
+            _changed()
+        super().__setattr__(name, value)
+
 
 @dataclass
 class JiraGroup:
     """One group: direct members (user keys) and nested child groups (folded names)."""
 
     name: str
-    members: set[str] = field(default_factory=set)
-    children: set[str] = field(default_factory=set)
+    members: set[str] = field(default_factory=_MemberSet)
+    children: set[str] = field(default_factory=_MemberSet)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("members", "children"):  # a set put in place later is watched too
+            _changed()
+            value = value if isinstance(value, _MemberSet) else _MemberSet(value)
+        super().__setattr__(name, value)
 
 
 @dataclass
@@ -64,6 +141,8 @@ class JiraDirectory:
         self.read_only_status = 400
         self._by_name: dict[str, str] = {}
         self._next_id = 10000
+        # (folded group name, inactive included) -> (revision, members sorted by folded name)
+        self._sorted: dict[tuple[str, bool], tuple[int, list[JiraUser]]] = {}
 
     # -- users --------------------------------------------------------------
 
@@ -81,6 +160,7 @@ class JiraDirectory:
         key = f"JIRAUSER{self._next_id}"
         self._next_id += 1
         user = JiraUser(key, name, email, display_name, active=active, read_only=read_only)
+        _changed()
         self.users[key] = user
         self._by_name[fold(name)] = key
         return user
@@ -93,6 +173,7 @@ class JiraDirectory:
 
     def delete_user(self, user: JiraUser) -> None:
         """Remove a user, its memberships and its credentials."""
+        _changed()
         del self.users[user.key]
         del self._by_name[fold(user.name)]
         for group in self.groups.values():
@@ -121,12 +202,14 @@ class JiraDirectory:
         if fold(name) in self.groups:
             raise ValueError(f"group {name!r} already exists")
         group = JiraGroup(name)
+        _changed()
         self.groups[fold(name)] = group
         return group
 
     def delete_group(self, group: JiraGroup) -> None:
         """Remove a group, its nesting links and its place in application roles."""
         folded = fold(group.name)
+        _changed()
         del self.groups[folded]
         for other in self.groups.values():
             other.children.discard(folded)
@@ -144,6 +227,22 @@ class JiraDirectory:
         for g in self._closure(group):
             keys |= g.members
         return keys
+
+    def sorted_members(self, group: JiraGroup, *, include_inactive: bool) -> list[JiraUser]:
+        """Return the effective members (§1.8) by folded username, inactive ones on request.
+
+        Kept until anything changes (``_revision``), so that paging through a group of
+        10,000 costs one sort, not one per page of 50. The caller must not change the list.
+        """
+        cache_key = (fold(group.name), include_inactive)
+        cached = self._sorted.get(cache_key)
+        if cached is not None and cached[0] == _revision[0]:
+            return cached[1]
+        revision = _revision[0]
+        users = (self.users[k] for k in self.effective_members(group))
+        found = sorted((u for u in users if u.active or include_inactive), key=lambda u: fold(u.name))
+        self._sorted[cache_key] = (revision, found)
+        return found
 
     def _closure(self, group: JiraGroup) -> list[JiraGroup]:
         """Return the group and every group nested in it, transitively."""

@@ -58,8 +58,8 @@ def group_members(ctx: Ctx) -> Response:
     if start_at < 0 or max_results < 1:
         raise JiraError(400, ["startAt must not be negative and maxResults must be positive."])
     max_results = min(max_results, MEMBER_PAGE_MAX)
-    users = [ctx.directory.users[k] for k in ctx.directory.effective_members(group)]
-    users = sorted((u for u in users if u.active or include_inactive), key=lambda u: fold(u.name))
+    # Sorted once per change of the directory, not per page: a page costs its own size (issue 12).
+    users = ctx.directory.sorted_members(group, include_inactive=include_inactive)
     page = users[start_at : start_at + max_results]
     is_last = start_at + max_results >= len(users)
     result: dict[str, Any] = {"self": ctx.request.url}
