@@ -136,11 +136,7 @@ def test_churn_is_a_quarter_each_and_planned_as_expected(results: tuple[dict[str
 
 def test_markdown_has_the_targets_and_every_run(results: tuple[dict[str, Any], str]) -> None:
     data, text = results
-    assert (
-        "## Targets" in text
-        and "## Results" in text
-        and "## Fewest requests: the formulas" in text
-    )
+    assert "## Targets" in text and "## Results" in text and "## Fewest requests: the formulas" in text
     assert text.count("| Jira DC 10.3 |") == len(data["runs"])
     assert "not measured" in text, "the 10k and 50k targets were not run at this size"
     assert f"load average (1 / 5 / 15 min) at the start {data['meta']['load_start'][0]:.2f}" in text.lower()
