@@ -200,6 +200,10 @@ class JiraTarget:
         # applicationKeys [] grants no product access by itself: left out, Jira would put the
         # user into its default roles' default groups, memberships the plan never showed
         # (§1.9). Access comes from the managed groups the plan adds next.
+        # §1.3, §1.12: Jira validates usernames as all lower-case on create (and stores a
+        # lower-cased copy); a mapped 'Amara.K' would be refused on every run. Lookups are
+        # case-insensitive, so the plan matches the account under either case.
+        username = username.lower()
         body = {
             "name": username,
             "emailAddress": email,
@@ -218,6 +222,8 @@ class JiraTarget:
         unknown = set(fields) - set(FIELDS)
         if unknown:
             raise ValueError(f"jira cannot update {', '.join(sorted(unknown))}")
+        if "username" in fields:
+            fields = {**fields, "username": fields["username"].lower()}  # §1.12, as on create
         if fields:
             self._write_user("PUT", account, {FIELDS[f]: value for f, value in fields.items()})
 
