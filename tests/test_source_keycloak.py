@@ -358,10 +358,7 @@ def test_a_rate_limiting_proxy_is_followed_to_the_end(
 def test_a_page_that_keeps_failing_aborts_naming_the_source_and_the_page(realm: Realm) -> None:
     seed_company_tree(realm.sim, 120)
     realm.sim.fail_page("/users", 49, 502)
-    assert (
-        str(realm.failure())
-        == "source: GET /users?first=49&max=50: HTTP 502 Bad Gateway (3 attempts)"
-    )
+    assert str(realm.failure()) == "source: GET /users?first=49&max=50: HTTP 502 Bad Gateway (3 attempts)"
     assert realm.sim.answers("/users", 49) == [502, 502, 502]
 
 

@@ -366,9 +366,7 @@ def test_a_page_that_keeps_failing_aborts_the_read_naming_the_page(
 ) -> None:
     add_people(sim, 250)
     sim.fail_page(USERS, 2, 502)
-    assert str(failure(url)) == (
-        f"source: GET {USERS} page 2: HTTP 502 Bad Gateway: error (3 attempts)"
-    )
+    assert str(failure(url)) == (f"source: GET {USERS} page 2: HTTP 502 Bad Gateway: error (3 attempts)")
     assert sim.page_statuses(USERS, 2) == [502] * (RETRIES + 1)
 
 
