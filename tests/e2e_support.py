@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,3 +114,27 @@ def make_world(tmp_path: Path, token: str, **sim_args: Any) -> Iterator[World]:
         world = World(sim=sim, url=server.url, folder=tmp_path)
         world.write(STAFF)
         yield world
+
+
+Snapshot = dict[str, tuple[bool, frozenset[str]]]
+
+
+def snapshot(world: World) -> Snapshot:
+    """Every user of the simulator: active, and the groups it is a direct member of."""
+    directory = world.sim.directory
+    return {
+        user.name: (
+            user.active,
+            frozenset(g.name for g in directory.groups.values() if user.key in g.members),
+        )
+        for user in directory.users.values()
+    }
+
+
+def audit_runs(folder: Path) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The audit log's runs in order, read as plain JSON (not through revert's reader)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for line in (folder / "audit.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        found.setdefault(entry["run"], []).append(entry)
+    return list(found.items())

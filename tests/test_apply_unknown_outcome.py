@@ -314,18 +314,25 @@ def owner_add(name: str, group: str = "scimsync-managed") -> Operation:
     return Operation(OpKind.ADD_MEMBER, "t", name, "owner marker", group=group, expected={"member": False})
 
 
+class Stopping(Lossy):
+    """A directory during whose first creation SIGTERM arrives (the run's stop flag is set)."""
+
+    def __init__(self, stop: threading.Event, accounts: Sequence[Account] = ()) -> None:
+        super().__init__(accounts)
+        self.stop = stop
+
+    def create_user(
+        self, username: str, email: str, display_name: str, *, external_id: str | None = None
+    ) -> Account:
+        made = super().create_user(username, email, display_name, external_id=external_id)
+        self.stop.set()  # while the creation is in flight
+        return made
+
+
 def test_a_run_stopped_after_the_creations_leaves_every_new_account_owned() -> None:
     stop = threading.Event()
 
-    class Stopping(Lossy):
-        def create_user(
-            self, username: str, email: str, display_name: str, *, external_id: str | None = None
-        ) -> Account:
-            made = super().create_user(username, email, display_name, external_id=external_id)
-            stop.set()  # SIGTERM arrives while the creation is in flight
-            return made
-
-    target = Stopping()
+    target = Stopping(stop)
     ops = [create("amara"), owner_add("amara"), owner_add("amara", "jira-users")]
     results = run(target, ops, stop=stop)
     by = {(r.op.kind, r.op.group): r for r in results}
@@ -371,15 +378,7 @@ def test_an_owner_group_of_an_existing_account_is_not_moved() -> None:
     # Only accounts created in this run: an existing account's owner marker stays in its phase.
     stop = threading.Event()
 
-    class Stopping(Lossy):
-        def create_user(
-            self, username: str, email: str, display_name: str, *, external_id: str | None = None
-        ) -> Account:
-            made = super().create_user(username, email, display_name, external_id=external_id)
-            stop.set()
-            return made
-
-    target = Stopping([account("bruno", owned=False)])
+    target = Stopping(stop, [account("bruno", owned=False)])
     results = run(target, [create("amara"), add("bruno", "scimsync-managed")], stop=stop)
     by = {r.op.account: r.status for r in results}
     assert by == {"amara": Status.DONE, "bruno": Status.SKIPPED}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import STAFF, World, make_world, person
+from e2e_support import STAFF, Snapshot, World, audit_runs, make_world, person, snapshot
 
 from scimsync.audit import AuditLog, verify
 from scimsync.engine.plan import FieldChange, Operation, OpKind
@@ -27,35 +27,12 @@ PRIVILEGED_RULE = """\
         privileged: true
 """
 
-Snapshot = dict[str, tuple[bool, frozenset[str]]]
-
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     monkeypatch.setenv("E2E_JIRA_TOKEN", TOKEN)
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
     yield from make_world(tmp_path, TOKEN, version="10.3.1")
-
-
-def snapshot(world: World) -> Snapshot:
-    """Every user of the simulator: active, and the groups it is a direct member of."""
-    directory = world.sim.directory
-    return {
-        user.name: (
-            user.active,
-            frozenset(g.name for g in directory.groups.values() if user.key in g.members),
-        )
-        for user in directory.users.values()
-    }
-
-
-def runs(world: World) -> list[tuple[str, list[dict[str, Any]]]]:
-    """The audit log's runs in order, read as plain JSON."""
-    found: dict[str, list[dict[str, Any]]] = {}
-    for line in (world.folder / "audit.jsonl").read_text().splitlines():
-        entry = json.loads(line)
-        found.setdefault(entry["run"], []).append(entry)
-    return list(found.items())
 
 
 def log(world: World) -> str:
@@ -82,7 +59,7 @@ def test_revert_reactivates_six_leavers_and_restores_exactly_their_memberships(w
     for leaver in LEAVERS:
         active, groups = gone[leaver["username"]]
         assert not active and groups == {"scimsync-managed"}  # the apply really deprovisioned them
-    leaver_run = runs(world)[-1][0]
+    leaver_run = audit_runs(world.folder)[-1][0]
 
     result = world.run("revert", log(world), "-y")
     assert result.exit_code == 0, result.stderr
@@ -90,7 +67,7 @@ def test_revert_reactivates_six_leavers_and_restores_exactly_their_memberships(w
     assert "Plan: 0 to create, 6 to update, 0 to deactivate, 12 membership changes." in result.stdout
 
     # The revert's own writes are audited, chained, and say which run they undo.
-    revert_run, records = runs(world)[-1]
+    revert_run, records = audit_runs(world.folder)[-1]
     assert revert_run != leaver_run
     assert sorted((r["op"], r["result"]) for r in records) == sorted(
         [("reactivate_user", "done")] * 6 + [("add_member", "done")] * 12
@@ -107,7 +84,7 @@ def test_revert_reactivates_six_leavers_and_restores_exactly_their_memberships(w
 
 def test_revert_again_has_nothing_left_to_undo(world: World) -> None:
     before, _ = leavers_gone(world)
-    leaver_run = runs(world)[-1][0]
+    leaver_run = audit_runs(world.folder)[-1][0]
     assert world.run("revert", log(world), "-y").exit_code == 0
     world.sim.log.clear()
     again = world.run("revert", log(world), "--run", leaver_run, "-y")
@@ -132,7 +109,7 @@ def test_run_picks_an_older_run_and_a_revert_of_an_addition_removes_exactly_it(w
     active, groups = expected["amara"]
     assert "jira-team-beta" in groups
     expected["amara"] = (active, groups - {"jira-team-beta"})
-    second = runs(world)[1][0]
+    second = audit_runs(world.folder)[1][0]
 
     result = world.run("revert", log(world), "--run", second, "-y")
     assert result.exit_code == 0, result.stderr
@@ -156,7 +133,7 @@ def test_unknown_run_lists_the_last_five_runs(world: World) -> None:
     for name in ("fola", "gus", "hana", "ivo", "jun"):
         world.write([*world.people, person(name, name.title(), "Tester")])
         apply(world)
-    found = runs(world)
+    found = audit_runs(world.folder)
     assert len(found) == 6
     described = [
         f"{run} ({records[0]['time']}, {len(records)} operations, {len(records)} done)"
@@ -256,7 +233,7 @@ def test_non_interactive_revert_without_yes_is_refused(world: World) -> None:
 
 def test_json_plan_on_stdout_and_the_summary_on_stderr(world: World) -> None:
     before, _ = leavers_gone(world)
-    leaver_run = runs(world)[-1][0]
+    leaver_run = audit_runs(world.folder)[-1][0]
     result = world.run("revert", log(world), "-y", "--format", "json")
     assert result.exit_code == 0, result.stderr
     plan = json.loads(result.stdout)  # one document: the apply summary went to stderr
@@ -327,7 +304,7 @@ def test_deletions_are_named_and_not_undone(world: World) -> None:
     world.write(STAFF)
     world.config.write_text(world.config.read_text().replace("policy:\n", "policy:\n  deprovision: delete\n"))
     apply(world)
-    run = runs(world)[-1][0]
+    run = audit_runs(world.folder)[-1][0]
     world.sim.log.clear()
     result = world.run("revert", log(world), "-y")
     assert result.exit_code == 0, result.stderr
@@ -345,7 +322,7 @@ def test_a_run_on_another_instance_of_the_target_is_refused(world: World) -> Non
     world.config.write_text(text.replace(world.url, "http://127.0.0.1:9"))
     result = world.run("revert", log(world), "-y")
     assert result.exit_code == 1
-    run = runs(world)[-1][0]
+    run = audit_runs(world.folder)[-1][0]
     assert result.stderr.endswith(
         f"error: run {run} wrote to target 'jira' at {world.url}, and the config points it at "
         "http://127.0.0.1:9: refusing to revert on another instance\n"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 import yaml
-from e2e_support import STAFF, World, make_world, person
+from e2e_support import STAFF, World, audit_runs, make_world, person, snapshot
 from target_harness import HARNESSES, TargetHarness
 from test_target_contract import Contract
 from test_target_contract import person as contract_person
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 TOKEN = "review-token-5e0c"
-Snapshot = dict[str, tuple[bool, frozenset[str]]]
 TEAM_RULE = '    groups:\n      - from: "team-*"\n        to: "jira-{{ group.name }}"\n'
 ADMINS_RULE = """\
       - from: admins
@@ -51,30 +50,9 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     yield from make_world(tmp_path, TOKEN, version="10.3.1")
 
 
-def snapshot(world: World) -> Snapshot:
-    """Every user of the simulator: active, and the groups it is a direct member of."""
-    directory = world.sim.directory
-    return {
-        user.name: (
-            user.active,
-            frozenset(g.name for g in directory.groups.values() if user.key in g.members),
-        )
-        for user in directory.users.values()
-    }
-
-
 def apply(world: World, *args: str) -> None:
     result = world.run("apply", "-y", *args)
     assert result.exit_code == 0, result.output
-
-
-def audit_runs(folder: Path) -> list[tuple[str, list[dict[str, Any]]]]:
-    """The audit log's runs in order, read as plain JSON (not through revert's reader)."""
-    found: dict[str, list[dict[str, Any]]] = {}
-    for line in (folder / "audit.jsonl").read_text().splitlines():
-        entry = json.loads(line)
-        found.setdefault(entry["run"], []).append(entry)
-    return list(found.items())
 
 
 def without(people: Iterable[dict[str, Any]], name: str) -> list[dict[str, Any]]:
