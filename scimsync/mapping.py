@@ -137,6 +137,10 @@ class TargetMapper:
         """Return every templated ``to`` of this target's rules by its memory key."""
         return {to.memory: to for rule in self._rules for to in rule.to if not to.constant}
 
+    def templated_globs(self) -> tuple[str, ...]:
+        """Return the name patterns of the templated ``to``s: the shape of every group they can name."""
+        return tuple(to.glob for to in self._templated().values() if to.glob)
+
     def remembered(
         self, memory: Mapping[str, Iterable[str]], privileged: Iterable[str]
     ) -> dict[str, set[str]]:

@@ -40,11 +40,11 @@ from scimsync.engine.plan import (
     sort_operations,
 )
 from scimsync.errors import ConnectorError, ScimsyncError
+from scimsync.mapping import TargetMapper
 from scimsync.models import Account, glob_match, key
 from scimsync.state import load_state
 from scimsync.targets import build_target
 from scimsync.targets.base import Progress, Target, no_progress
-from scimsync.templates import compile_with_glob
 
 # What the engine records for a saved plan's operation whose target was already in the wanted
 # state (engine/apply.py): done without a write, so there is nothing to undo.
@@ -323,7 +323,7 @@ def build_revert(
         wanted = undo(run, name, owner_group=config.policy.owner_group)
         remembered = state.target(name)
         rule_groups = remembered.rule_groups if remembered.url in ("", config.targets[name].url) else {}
-        managed = _managed(config, name, rule_groups)
+        managed = _managed(config, name)
         operations, notices = [], list(wanted.notices)
         for op in wanted.operations:
             why = _left_out(config, op, later, managed)
@@ -376,25 +376,16 @@ def _touched_after(runs: Sequence[Run], run: Run) -> set[tuple[str, str]]:
     return {(r.target, _who(r)) for r in writes} | {(r.target, f"name:{key(r.account)}") for r in writes}
 
 
-def _managed(config: Config, name: str, rule_groups: Mapping[str, Sequence[str]]) -> Callable[[str], bool]:
+def _managed(config: Config, name: str) -> Callable[[str], bool]:
     """Return a test of whether scimsync manages a group on target ``name`` now (SPEC §5).
 
-    Memberships of other groups are never added or removed. A templated rule gives groups
-    that only the source can tell: those the state file remembers it gave, or any group of
+    Memberships of other groups are never added or removed. The rules' constant groups, the
+    default groups and the owner group are managed; a templated rule manages any group of
     the shape its template makes. A rule dropped from the config manages nothing any more.
     """
-    settings = config.targets[name]
-    named = {key(g) for g in settings.default_groups} | {key(config.policy.owner_group)}
-    shapes: list[str] = []
-    for index, rule in enumerate(settings.groups):
-        for j, to in enumerate(rule.to):
-            template, names, glob = compile_with_glob(to, where=f"targets.{name}.groups[{index}].to[{j}]")
-            if not names:
-                named.add(key(template.render().strip()))
-                continue
-            named |= {key(g) for g in rule_groups.get(to, ())}
-            if glob is not None:
-                shapes.append(rule.from_ if glob == "*" else glob)
+    mapper = TargetMapper(name, config)
+    named = {key(g) for g in mapper.managed_groups(())}
+    shapes = mapper.templated_globs()
     return lambda group: key(group) in named or any(glob_match(group, shape) for shape in shapes)
 
 

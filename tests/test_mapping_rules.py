@@ -722,3 +722,12 @@ def test_apply_to_directory_refuses_an_unknown_account() -> None:
         apply_to_directory(
             directory, [op(OpKind.UPDATE_USER, FieldChange("email", "a", "b"), account="ghost")]
         )
+
+
+def test_templated_globs_are_the_shapes_of_the_templated_rules_only() -> None:
+    m = mapper(
+        {"from": "team-*", "to": ["jira-{{ group.name }}", "jira-users"]},
+        {"from": "eng-*", "to": "{{ group.name }}"},  # only the group name: the rule's `from`
+    )
+    assert m.templated_globs() == ("jira-*", "eng-*")
+    assert mapper({"from": "x", "to": "jira-users"}).templated_globs() == ()
