@@ -7,8 +7,8 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -198,32 +198,29 @@ def _plan_target(
     settings = config.targets[name]
     try:
         mapper = TargetMapper(name, config)
-        desired, skipped = _desired(mapper, users, directory)
+        source_groups = [g.name for g in directory.groups]
+        earlier = mapper.remembered(remembered.rule_groups, config.policy.privileged_groups)
+        # What the rules name without rendering anyone: known before the mapping, so the
+        # target is read while the users are mapped (the read waits on the network, the
+        # mapping on the CPU). A rule naming groups from `user` adds more: read again then.
+        early = mapper.managed_groups(source_groups) | {g for groups in earlier.values() for g in groups}
+        mapped: Future[list[tuple[str, str]]] = Future()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(_read_target, name, config, early, _Awaited(mapped), progress)
+            try:
+                desired, skipped = _desired(mapper, users, directory)
+            except BaseException as exc:
+                mapped.set_exception(exc)
+                raise
+            mapped.set_result([(d.username, d.email) for d in desired])
+            caps, actual = reading.result()
         # Rule templates that use `user` only resolve per user: add what the users got.
         # A group a templated rule produced before stays managed (SPEC §5): the state
         # file remembers it, so that its last members are removed.
-        produced = mapper.produced((g.name for g in directory.groups), desired)
-        earlier = mapper.remembered(remembered.rule_groups, config.policy.privileged_groups)
-        managed = (
-            mapper.managed_groups(g.name for g in directory.groups)
-            | {g for d in desired for g in d.groups}
-            | {g for groups in earlier.values() for g in groups}
-        )
-        target = build_target(name, settings, config.http_settings())
-        try:
-            with runstats.current().timed(f"read target {name}") as took:
-                caps = target.capabilities()
-                wanted = [(d.username, d.email) for d in desired]
-                actual = target.read(managed, progress=progress, wanted=wanted)
-        finally:
-            target.close()
-        log.info(
-            "read target %s: %d accounts in %.1f s",
-            name,
-            len(actual.accounts),
-            took.seconds,
-            extra={"fields": {"phase": "read target", "target": name, "seconds": round(took.seconds, 3)}},
-        )
+        produced = mapper.produced(source_groups, desired)
+        managed = early | {g for d in desired for g in d.groups}
+        if managed != early:
+            caps, actual = _read_target(name, config, managed, mapped.result(), progress)
     except (ConnectorError, MappingError) as exc:
         return TargetRun(TargetPlan(target=name, type=settings.type, error=str(exc)))
     policy = DiffPolicy(
@@ -267,6 +264,44 @@ def _plan_target(
         caps,
         remembered.links,
     )
+
+
+class _Awaited(Iterable[tuple[str, str]]):
+    """The mapped (username, email) pairs, handed to a target read before the mapping ends.
+
+    Iterating waits for the mapping, so a target that never looks at them reads at once.
+    """
+
+    def __init__(self, mapped: Future[list[tuple[str, str]]]) -> None:
+        self._mapped = mapped
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._mapped.result())
+
+
+def _read_target(
+    name: str,
+    config: Config,
+    managed: frozenset[str],
+    wanted: Iterable[tuple[str, str]],
+    progress: Progress,
+) -> tuple[Capabilities, TargetDirectory]:
+    """Read one target: its capabilities, its accounts and the members of ``managed``."""
+    target = build_target(name, config.targets[name], config.http_settings())
+    try:
+        with runstats.current().timed(f"read target {name}") as took:
+            caps = target.capabilities()
+            actual = target.read(managed, progress=progress, wanted=wanted)
+    finally:
+        target.close()
+    log.info(
+        "read target %s: %d accounts in %.1f s",
+        name,
+        len(actual.accounts),
+        took.seconds,
+        extra={"fields": {"phase": "read target", "target": name, "seconds": round(took.seconds, 3)}},
+    )
+    return caps, actual
 
 
 def _desired(
