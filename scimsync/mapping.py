@@ -6,11 +6,12 @@ error, never an empty string (SPEC §3).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import fnmatch
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
-
-import jinja2
 
 from scimsync.errors import ScimsyncError
 from scimsync.models import (
@@ -22,7 +23,7 @@ from scimsync.models import (
     glob_match,
     key,
 )
-from scimsync.templates import RENDER_ERRORS, compile_template, compile_with_glob
+from scimsync.templates import RENDER_ERRORS, Renderer, compile_with_glob
 
 if TYPE_CHECKING:
     from scimsync.config import Config, GroupRule
@@ -44,7 +45,7 @@ class _To:
     """One compiled ``to`` of a group rule; ``constant`` when it reads no variable at all."""
 
     where: str  # config key path
-    template: jinja2.Template
+    template: Renderer
     constant: bool
     memory: str  # "from -> to": the state file remembers what the rule produced under it
     glob: str | None  # every name the template can render fits it (None: unknown)
@@ -58,15 +59,20 @@ class _Rule:
     pattern: str
     privileged: bool
     to: tuple[_To, ...]
+    # glob_match(name, pattern) compiled once: fnmatchcase of the lower-cased name.
+    _match: Callable[[str], re.Match[str] | None] = field(init=False, repr=False, compare=False)
 
-    @property
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_match", re.compile(fnmatch.translate(key(self.pattern))).match)
+
+    @cached_property
     def reason(self) -> str:
         """Describe the rule in a grant ("rule 2 (from: atlassian-jira-*)")."""
         return f"rule {self.number} (from: {self.pattern})"
 
     def matches(self, group_name: str) -> bool:
         """Tell whether a source group name matches the rule's glob, ignoring case."""
-        return glob_match(group_name, self.pattern)
+        return self._match(key(group_name)) is not None
 
 
 class TargetMapper:
@@ -77,12 +83,14 @@ class TargetMapper:
         self.target = target
         self.owner_group = config.policy.owner_group
         self.default_groups = tuple(settings.default_groups)
-        self._fields: dict[str, tuple[str, jinja2.Template]] = {}
+        # The same for every user: built once (frozen values, shared by the desired accounts).
+        self._default_grants = tuple(GroupGrant(g, "default_groups") for g in self.default_groups)
+        self._fields: dict[str, tuple[str, Renderer]] = {}
         for name in ("username", "email", "display_name"):
             override = getattr(settings.mapping, name)
             where = f"targets.{target}.mapping.{name}" if override is not None else f"mapping.{name}"
             source = override if override is not None else getattr(config.mapping, name)
-            self._fields[name] = (where, compile_template(source, where=where))
+            self._fields[name] = (where, compile_with_glob(source, where=where)[0])
         self._rules = tuple(self._compile_rule(i, rule) for i, rule in enumerate(settings.groups))
 
     def _compile_rule(self, index: int, rule: GroupRule) -> _Rule:
@@ -105,8 +113,7 @@ class TargetMapper:
         # An empty email is allowed: such a person is synced but not created (SPEC §6).
         if not values["username"]:
             raise MappingError(self.target, self._fields["username"][0], user, "rendered an empty username")
-        grants = [GroupGrant(g, "default_groups") for g in self.default_groups]
-        grants += self._rule_grants(user, context, groups)
+        grants = [*self._default_grants, *self._rule_grants(user, context, groups)]
         return DesiredAccount(
             source_id=user.id,
             source_username=user.username,
@@ -198,18 +205,18 @@ class TargetMapper:
                     names.extend(n for tpl in templated if (n := _render_name_only(tpl, context)))
         return frozenset(_dedupe(names))
 
-    def _render(self, where: str, tpl: jinja2.Template, context: Mapping[str, Any], user: User) -> str:
+    def _render(self, where: str, tpl: Renderer, context: Mapping[str, Any], user: User) -> str:
         try:
             return _render_text(tpl, context)
         except RENDER_ERRORS as exc:
             raise MappingError(self.target, where, user, str(exc)) from None
 
 
-def _render_text(tpl: jinja2.Template, context: Mapping[str, Any]) -> str:
+def _render_text(tpl: Renderer, context: Mapping[str, Any]) -> str:
     return tpl.render(context).strip()
 
 
-def _render_name_only(tpl: jinja2.Template, context: Mapping[str, Any]) -> str:
+def _render_name_only(tpl: Renderer, context: Mapping[str, Any]) -> str:
     try:
         return _render_text(tpl, context)
     except RENDER_ERRORS:

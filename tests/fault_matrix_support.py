@@ -424,6 +424,10 @@ def _rate_limit(rig: Rig) -> None:
 def _gone(rig: Rig) -> None:
     endpoint = rig.system.endpoint
     assert endpoint is not None
+    if rig.case.phase == "read" and rig.target_faulted:
+        # Accounts on several pages, so that the server goes away mid-read: Atlassian Cloud
+        # reads no discovery endpoint, and two GETs (/Users, /Groups) can be its whole read.
+        rig.target.small_pages(rig.monkeypatch)
     rig.faults.go_away(2 if rig.case.phase == "read" else 3, method=_method(rig), on_gone=endpoint.stop)
 
 

@@ -40,6 +40,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], s
             f"--concurrency={CONCURRENCY}",
             "--targets=jira",
             "--bare-count=20",
+            f"--pressure-size={SIZE}",
             f"--out={out / 'bench.json'}",
             f"--doc={out / 'benchmarks.md'}",
         ]
@@ -64,9 +65,15 @@ def members(people: Any) -> dict[str, int]:
 
 def test_every_scenario_is_measured_with_every_figure(results: tuple[dict[str, Any], str]) -> None:
     data, _ = results
-    assert {r["scenario"] for r in data["runs"]} == {"nochange", "churn", "first"}
+    assert {r["scenario"] for r in data["runs"]} == {"nochange", "churn", "first", "pressure"}
     for r in data["runs"]:
-        assert set(r["figures"]) >= FIGURES, r["scenario"]
+        # The rate-limited run's CPU is not priced against a bare loop (its walls are the bucket's).
+        expected = FIGURES - (
+            {"bare_small_ms", "bare_page_ms", "bare_mix_ms", "cpu_vs_bare"}
+            if r["scenario"] == "pressure"
+            else set()
+        )
+        assert set(r["figures"]) >= expected, r["scenario"]
         client = r["client"]
         assert client["wall"] > 0 and client["cpu"] > 0 and client["peak_rss_mb"] > 10
         assert not client["errors"] and not client["guards"]
@@ -132,6 +139,20 @@ def test_churn_is_a_quarter_each_and_planned_as_expected(results: tuple[dict[str
     assert (work["create_user"], work["deactivate_user"], work["update_user"]) == (1, 1, 1)
     assert r["figures"]["planned"] == r["figures"]["expected_operations"]
     assert r["client"]["outcome"] == {"done": r["figures"]["planned"]}
+
+
+def test_rate_limited_run_meets_at_most_one_429_and_reports_it(results: tuple[dict[str, Any], str]) -> None:
+    data, text = results
+    r = run(data, "pressure")
+    statuses = {status for _, _, status, _ in r["requests"]}
+    refused = sum(n for _, _, status, n in r["requests"] if status == 429)
+    assert statuses <= {200, 429} and refused == r["refused"] <= 1
+    assert r["figures"]["requests"] == r["client"]["client_requests"]["jira"]  # 429s counted by both
+    assert r["figures"]["reads"] - refused == r["figures"]["fewest"]  # the no-change plan's reads
+    assert sum(r["unpaced"]["statuses"].values()) == r["unpaced"]["requests"] == 400
+    row = f"| rate-limited run ({SIZE} people): 429s after the first = 0 | {refused} 429s in "
+    assert row in text
+    assert "| met |" in text.split(row, 1)[1].splitlines()[0]
 
 
 def test_markdown_has_the_targets_and_every_run(results: tuple[dict[str, Any], str]) -> None:

@@ -12,6 +12,7 @@ import fnmatch
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -163,6 +164,45 @@ def test_plan_applied_then_planned_again_is_empty(
         assert second.operations == ()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "FINDING (low, found by hypothesis): a stranger's disabled account 'bob' holding ann's "
+        "email goes to leaver bob by username while no account has bob's email; once the run "
+        "creates fay with that email, leaver bob matches fay's account by email instead, and "
+        "the next plan gives 'bob' to active ann by email and reactivates it: two runs, not one. "
+        "Matching takes each person's first key that finds an account, not the surest account"
+    ),
+)
+def test_a_leaver_matched_by_username_keeps_the_account_when_a_joiner_takes_their_email() -> None:
+    def person(i: int, username: str, email: str, active: bool) -> DesiredAccount:
+        return DesiredAccount(f"s{i}", f"src{i}", username, email, "A", active, ())
+
+    desired = [
+        person(0, "ann", "ann@x.io", False),
+        person(1, "cy", "cy@x.io", True),
+        person(2, "dee", "ann@x.io", False),
+        person(3, "eve", "eve@x.io", True),
+        person(4, "bob", "bob@x.io", False),
+        person(5, "fay", "bob@x.io", True),
+        person(6, "ann", "ann@x.io", True),
+    ]
+    stranger = Account("K0", "bob", "ann@x.io", "A", active=False)
+    actual = TargetDirectory(accounts=(stranger,))
+    policy = DiffPolicy(match=("email", "username"), deprovision="deactivate", protected_users=("A*",))
+    fields = frozenset(SYNC_FIELDS) | {"username"}
+    caps = Capabilities(update_fields=fields, delete=False, create_groups=False)
+    first = plan(desired, actual, policy, caps)
+    # cy, eve and fay are created; 'bob' stays with leaver bob, whose username it is.
+    assert [(op.kind, op.account) for op in first.operations] == [
+        (OpKind.CREATE_USER, "cy"),
+        (OpKind.CREATE_USER, "eve"),
+        (OpKind.CREATE_USER, "fay"),
+    ]
+    second = plan(desired, apply_to_directory(actual, first.operations), policy, caps)
+    assert second.operations == ()
+
+
 @SETTINGS
 @given(desired_accounts(), targets(shared_emails=True), policies, capabilities)
 def test_plans_converge_when_targets_share_emails(
@@ -294,14 +334,16 @@ def test_every_operation_checks_apply_before_and_done_after(
     desired: list[DesiredAccount], actual: TargetDirectory, policy: DiffPolicy, caps: Capabilities
 ) -> None:
     p = plan(desired, actual, policy, caps)
-    after = apply_to_directory(actual, p.operations)
-    for op in p.operations:
+    for done, op in enumerate(p.operations, start=1):
         if op.kind is OpKind.CREATE_GROUP:
             exists = any(key(g) == key(op.group) for g in actual.groups)
             assert check(op, None, group_exists=exists) == "apply"
             continue
         if op.account_id is not None or op.kind is OpKind.CREATE_USER:
             assert check(op, find(actual, op)) == "apply", op
+        # Right after it (and what comes before it), not after the whole plan: a leaver's
+        # account adopted by its externalId and then deleted is gone by the end.
+        after = apply_to_directory(actual, p.operations[:done])
         assert check(op, find(after, op)) == "done", op
 
 

@@ -41,6 +41,15 @@ def start(world: World, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def one_at_a_time(world: World) -> None:
+    """Send one request at a time: the read is a chain of slow requests, each signal lands in one.
+
+    At 8 in flight this small read would be over within one slow round trip.
+    """
+    config = world.config.read_text(encoding="utf-8")
+    world.config.write_text(config.replace("http:\n", "http:\n  concurrency: 1\n"), encoding="utf-8")
+
+
 def reading(world: World, process: subprocess.Popen[str]) -> None:
     """Wait until the run is reading the target (a request reached the simulator)."""
     deadline = time.monotonic() + 30
@@ -55,6 +64,7 @@ def test_a_signal_while_reading_stops_the_reads_and_writes_nothing(
     world: World, command: str, signum: signal.Signals
 ) -> None:
     world.sim.faults.latency = SLOW
+    one_at_a_time(world)
     process = start(world, command, *(["-y"] if command == "apply" else []))
     reading(world, process)
     time.sleep(2)
@@ -81,6 +91,7 @@ def test_a_signal_while_reading_stops_the_reads_and_writes_nothing(
 
 def test_a_second_ctrl_c_aborts_at_once_in_one_line(world: World) -> None:
     world.sim.faults.latency = SLOW
+    one_at_a_time(world)
     process = start(world, "plan")
     reading(world, process)
     process.send_signal(signal.SIGINT)

@@ -7,12 +7,25 @@ from typing import Any
 
 import jinja2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jinja2.filters import do_lower
 
 from scimsync.config import Config, parse_config
 from scimsync.errors import ConfigError
-from scimsync.mapping import MappingError, TargetMapper, in_scope
-from scimsync.models import Group, GroupGrant, SourceDirectory, User, key
-from scimsync.templates import compile_template, make_environment, template_problem
+from scimsync.mapping import MappingError, TargetMapper, _Rule, in_scope
+from scimsync.models import Group, GroupGrant, SourceDirectory, User, glob_match, key
+from scimsync.sources.file_formats import Record
+from scimsync.templates import (
+    PLAIN_FILTERS,
+    Lookup,
+    Renderer,
+    compile_template,
+    compile_with_glob,
+    make_environment,
+    slug,
+    template_problem,
+)
 
 AMARA = User(
     id="u123",
@@ -363,3 +376,196 @@ DIRECTORY = SourceDirectory(
 def test_in_scope(include: list[str], exclude: list[str], expected: list[str]) -> None:
     users = in_scope(DIRECTORY, include_groups=include, exclude_users=exclude)
     assert [u.id for u in users] == expected
+
+
+# --- the fast renderer: the same text and errors as Jinja, through the same sandbox ------
+
+FIELDS = ("id", "username", "email", "first_name", "last_name", "display_name", "active", "groups")
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.text(alphabet="aÉ@. -_xZ\n", max_size=8),
+    st.lists(st.sampled_from(["a", "B"]), max_size=2),
+    st.dictionaries(st.sampled_from(["dept", "items", "keys", "x"]), st.text(max_size=3), max_size=2),
+)
+# Attributes present, missing, a dict's own methods, and what the sandbox refuses.
+STEPS = st.sampled_from(
+    [*FIELDS, "attributes", "name", "dept", "items", "keys", "missing", "__class__", "_x"]
+)
+
+
+def jinja_outcome(source: str, context: dict[str, Any]) -> tuple[str, str]:
+    try:
+        return "ok", make_environment().from_string(source).render(context)
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+
+
+def fast_outcome(source: str, context: dict[str, Any]) -> tuple[str, str]:
+    renderer = compile_with_glob(source, where="w")[0]
+    assert renderer.parts is not None, "expected the fast path"
+    try:
+        return "ok", renderer.render(context)
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+
+
+@st.composite
+def lookups(draw: st.DrawFn) -> str:
+    text = draw(st.sampled_from(["user", "group"]))
+    for step in draw(st.lists(STEPS, min_size=0, max_size=3)):
+        text += f".{step}" if draw(st.booleans()) else f"[{step!r}]"
+    for name in draw(st.lists(st.sampled_from(sorted(PLAIN_FILTERS)), max_size=3)):
+        text += f" | {name}"
+    return "{{ " + text + " }}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(st.one_of(lookups(), st.sampled_from(["-", " ", "a@b", "\n", "x"])), max_size=4),
+    user=st.one_of(st.none(), st.dictionaries(STEPS, VALUES, max_size=5)),
+    group=st.one_of(st.none(), st.dictionaries(st.sampled_from(["name", "id", "items"]), VALUES, max_size=2)),
+)
+def test_the_fast_renderer_matches_jinja(parts: list[str], user: Any, group: Any) -> None:
+    source = "".join(parts)
+    context = {k: v for k, v in (("user", user), ("group", group)) if v is not None}
+    assert fast_outcome(source, context) == jinja_outcome(source, context)
+
+
+@pytest.mark.parametrize(
+    ("source", "context"),
+    [
+        ("{{ user.email | localpart | lower }}", {"user": {"email": "A.B@X.COM"}}),
+        ("{{ user.first_name }} {{ user.last_name }}", {"user": {"first_name": "A", "last_name": None}}),
+        ("{{ user['email'] | upper }}!", {"user": {"email": "a@x"}}),
+        ("{{ user.attributes.items }}", {"user": {"attributes": {"items": "shadowed"}}}),
+        ("{{ user.attributes['items'] }}", {"user": {"attributes": {"items": "key"}}}),
+        ("{{ user.attributes.dept }}", {"user": {"attributes": Record([("dept", "R&D")])}}),
+        ("{{ user.groups }}/{{ user.active }}", {"user": {"groups": ["a"], "active": False}}),
+        ("{{ user.nope }}", {"user": {}}),
+        ("{{ user.email }}", {}),
+        ("{{ group.name | slug }}", {"group": {"name": "Ünïcode Team"}}),
+        ("{{ user.email | domain | trim | title | capitalize | string }}", {"user": {"email": "a@ x.com "}}),
+        ("{{ user.__class__ }}", {"user": {}}),
+        ("{{ user.email.__class__.__mro__ }}", {"user": {"email": "a"}}),
+        ("{{ user.id | lower }}", {"user": {"id": None}}),
+        ("{{ user.id | lower }}", {"user": {"id": 42}}),
+        ("{{ user }}", {"user": "plain"}),
+    ],
+)
+def test_fast_renderer_examples(source: str, context: dict[str, Any]) -> None:
+    assert fast_outcome(source, context) == jinja_outcome(source, context)
+
+
+def test_the_sandbox_still_refuses_internals_on_the_fast_path() -> None:
+    renderer = compile_with_glob("{{ user.__class__.__mro__ }}", where="w")[0]
+    assert renderer.parts is not None
+    with pytest.raises(jinja2.exceptions.SecurityError):
+        renderer.render({"user": {}})
+    with pytest.raises(jinja2.UndefinedError, match="'user' is undefined"):
+        compile_with_glob("{{ user.email }}", where="w")[0].render({})
+    with pytest.raises(jinja2.UndefinedError, match="has no attribute 'nope'"):
+        compile_with_glob("{{ user.nope }}", where="w")[0].render({"user": {}})
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% if user.email %}x{% endif %}",
+        "{{ user.email | replace('a', 'b') }}",
+        "{{ user.email | trim('x') }}",
+        "{{ user.email | default }}",
+        "{{ x.email }}",
+        "{{ range }}",
+        "{{ user[field] }}",
+        "{{ user[0] }}",
+        "{{ 'text' }}",
+        "{{ user.email ~ 'x' }}",
+        "{{ user.email() }}",
+    ],
+)
+def test_other_templates_go_to_jinja(source: str) -> None:
+    renderer = compile_with_glob(source, where="w")[0]
+    assert renderer.parts is None
+    context = {"user": {"email": "a@x", "0": "zero"}, "x": {"email": "e"}, "field": "email"}
+    assert fast_or_jinja(renderer, context) == jinja_outcome(source, context)
+
+
+def fast_or_jinja(renderer: Renderer, context: dict[str, Any]) -> tuple[str, str]:
+    try:
+        return "ok", renderer.render(context)
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+
+
+@pytest.mark.parametrize(
+    ("source", "parts"),
+    [
+        ("", ()),
+        ("jira-users\n", ("jira-users",)),
+        ("a{# note #}b", ("a", "b")),
+        ("{{ group.name }}", (Lookup("group", ((True, "name"),), ()),)),
+        (
+            "x-{{ user['attributes'].dept | lower | slug }}",
+            ("x-", Lookup("user", ((False, "attributes"), (True, "dept")), (do_lower, slug))),
+        ),
+    ],
+)
+def test_simple_parts(source: str, parts: tuple[Any, ...]) -> None:
+    assert compile_with_glob(source, where="w")[0].parts == parts
+
+
+def test_text_alone_is_rendered_once() -> None:
+    renderer = compile_with_glob("jira-{# c #}users", where="w")[0]
+    renderer.parts = None  # neither the parts nor Jinja are looked at again
+    renderer.template = None  # type: ignore[assignment]
+    assert renderer.render({}) == "jira-users"
+    lookup = compile_with_glob("{{ user.id }}-x", where="w")[0]
+    assert lookup.render({"user": {"id": "a"}}) == "a-x"
+    assert lookup.render({"user": {"id": "b"}}) == "b-x"
+
+
+def test_one_lookup_alone_is_its_value() -> None:
+    renderer = compile_with_glob("{{ group.name | lower }}", where="w")[0]
+    renderer.parts = None  # nothing to join: the lookup is called directly
+    renderer.template = None  # type: ignore[assignment]
+    assert renderer.render({"group": {"name": "Eng"}}) == "eng"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pattern=st.text(alphabet="aAb*?[]!-É", max_size=6),
+    name=st.text(alphabet="aAb*?[]!-éÉ", max_size=6),
+)
+def test_rule_matching_is_glob_match(pattern: str, name: str) -> None:
+    rule = _Rule(1, pattern, False, ())
+    assert rule.matches(name) == glob_match(name, pattern)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "matches"),
+    [
+        ("Atlassian-*", "atlassian-jira", True),
+        ("atlassian-*", "ATLASSIAN-X", True),
+        ("team-[ab]", "TEAM-B", True),
+        ("team-?", "team-10", False),
+        ("dept-*", "xdept-1", False),
+        ("a.b", "aXb", False),
+    ],
+)
+def test_rule_matching_examples(pattern: str, name: str, matches: bool) -> None:
+    assert _Rule(1, pattern, False, ()).matches(name) is matches
+
+
+def test_default_and_constant_grants_are_the_same_for_everyone() -> None:
+    rules = [{"from": "everyone", "to": ["jira-users", "{{ group.name }}-x"]}]
+    mapper = TargetMapper("jira", config({"default_groups": ["jira-software-users"], "groups": rules}))
+    bob = User(id="u2", username="bob", email="b@x", groups=("Everyone",))
+    first, second = mapper.desired(AMARA, {}), mapper.desired(bob, {})
+    assert [(g.group, g.reason, g.template) for g in first.grants] == [
+        ("jira-software-users", "default_groups", None),
+        ("jira-users", "rule 1 (from: everyone)", None),
+        ("everyone-x", "rule 1 (from: everyone)", "everyone -> {{ group.name }}-x"),
+    ]
+    assert [g.group for g in second.grants] == ["jira-software-users", "jira-users", "Everyone-x"]

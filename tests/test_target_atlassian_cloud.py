@@ -214,7 +214,8 @@ def test_delete_and_deactivate_are_described_and_sent(rsps: responses.RequestsMo
     caps = target.capabilities()
     assert caps.delete and caps.deactivate and caps.owner_marker == "external_id"
     assert caps.reason == (
-        "Atlassian Cloud directory (patch: yes, filter: yes, 100 per page, bulk: no, etag: yes); "
+        # What §3 documents (no discovery request is sent): no ETags are documented.
+        "Atlassian Cloud directory (patch: yes, filter: yes, 100 per page, bulk: no, etag: no); "
         "delete: DELETE removes the SCIM user and deactivates its Atlassian account, not reversible "
         "over SCIM (§3.6); deactivate: active=false, reversible"
     )

@@ -7,6 +7,7 @@ Dry-run is ``plan``: there is no pretend mode here.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -17,16 +18,26 @@ from typing import Protocol, TypeVar
 
 from scimsync.engine.batches import Ready, member_batch, run_batched
 from scimsync.engine.effects import Ownership, apply_effect, check, made_by
+from scimsync.engine.flow import Flow
 from scimsync.engine.plan import PHASES, Operation, OpKind, Plan, TargetPlan
 from scimsync.errors import AuthError, ConnectorError, NotManageableError, outcome_unknown
 from scimsync.models import Account, key
-from scimsync.targets.base import Progress, Target, no_progress
+from scimsync.targets.base import (
+    AccountMembers,
+    GroupWithMembers,
+    JoinsOnCreate,
+    Progress,
+    Target,
+    no_progress,
+)
 
 T = TypeVar("T")
 
 # SPEC §8: how many times a write whose outcome is unknown is read back and, when it did not
 # take effect, sent again.
 UNKNOWN_OUTCOME_REPEATS = 2
+# The audit message of a membership the account's creation gave, with no write of its own.
+GIVEN = "given by the account's creation"
 
 
 class Status(StrEnum):
@@ -151,7 +162,15 @@ class _TargetRun:
             and op.account_id is None
             and key(op.group) == key(options.owner_group)
         }
-        self.early: dict[Operation, OpResult] = {}  # owner-group memberships done with the creation
+        # The memberships each account created here is planned to get: a target that can
+        # give some with the creation itself (JoinsOnCreate, Jira §1.9) saves their writes.
+        self.joins: dict[str, list[Operation]] = defaultdict(list)
+        for op in plan.operations:
+            if op.kind is OpKind.ADD_MEMBER and op.account_id is None and op.group:
+                self.joins[self._slot(op)].append(op)
+        self.early: dict[Operation, OpResult] = {}  # memberships done with the creation
+        self.with_members: dict[Operation, OpResult] = {}  # groups created with their first members
+        self.deferred: dict[str, Operation] = {}  # group key -> its creation, made with its members
 
     def ownership(self) -> Ownership:
         """Return the rule that re-checks ownership (reads the target's capabilities once)."""
@@ -165,23 +184,134 @@ class _TargetRun:
         return self._ownership
 
     def run(self) -> TargetResult:
-        """Run the phases in order and collect the results."""
+        """Run the operations and collect the results (in phase order, plan order within)."""
+        if any(member_batch(self.target, phase) is not None for phase in PHASES):
+            return self._run_phases()
+        ops = self.plan.operations
+        # An account's additions go together where one read-back decides them all (a saved
+        # plan re-checks each operation on its own).
+        together = isinstance(self.target, AccountMembers) and not self.options.recheck
+        results = Flow(ops, self.options.concurrency, together=together).run(self._run_unit)
+        return TargetResult(self.plan.target, tuple(results), self.stopped, dict(self.created))
+
+    def _run_phases(self) -> TargetResult:
+        """Run the phases one after the other (a target that sends memberships in chunks of a group)."""
         results: list[OpResult] = []
+        deferred = self.deferred = self._deferred()
         for phase in PHASES:
-            ops = [op for op in self.plan.operations if op.kind in phase]
+            ops = [op for op in self.plan.operations if op.kind in phase and op not in deferred.values()]
             if not ops:
                 continue
             batch = member_batch(self.target, phase)
             with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
                 if batch is None:
                     results.extend(pool.map(self._run_one, ops))
+                elif OpKind.ADD_MEMBER in phase and deferred:
+                    results.extend(run_batched(pool, ops, batch, self, first=self._create_with))
+                    # A new group none of whose members could be added is created on its own.
+                    left = [op for op in deferred.values() if op not in self.with_members]
+                    results.extend(pool.map(self._run_one, left))
+                    results.extend(self.with_members.values())
                 else:
                     results.extend(run_batched(pool, ops, batch, self))
         return TargetResult(self.plan.target, tuple(results), self.stopped, dict(self.created))
 
+    def _deferred(self) -> dict[str, Operation]:
+        """Return the new groups created with their first members (``GroupWithMembers``), by name key.
+
+        Reference §3.7: POST /Groups carries members, so a new group waits for its members'
+        creations and is made with them, saving the request that would add them. A saved plan
+        keeps the §6 order (its re-checks read each group before the group phase).
+        """
+        if self.options.recheck or not isinstance(self.target, GroupWithMembers):
+            return {}
+        added = {key(op.group) for op in self.plan.operations if op.kind is OpKind.ADD_MEMBER}
+        return {
+            key(op.group or op.account): op
+            for op in self.plan.operations
+            if op.kind is OpKind.CREATE_GROUP and key(op.group or op.account) in added
+        }
+
+    def _create_with(self, chunk: list[Ready]) -> list[tuple[Ready, OpResult]] | None:
+        """Create a deferred group with the chunk's accounts (None: the chunk goes the usual way).
+
+        Called with the first chunk of each group, before its other chunks. A refused create
+        falls back to creating the group alone; the chunk's members are then added as usual.
+        """
+        create = self.deferred.get(key(chunk[0].op.group))
+        if create is None or create in self.with_members:
+            return None
+        target = self.target
+        assert isinstance(target, GroupWithMembers)
+        halted = self.halted(create)
+        if halted is not None:
+            self.with_members[create] = halted
+            return None
+        name = create.group or create.account
+        try:
+            with self.locks[self._slot(create)]:
+                shown = target.create_group_with(name, [item.account for item in chunk])
+        except ConnectorError as exc:
+            # SPEC §8: after an unknown outcome the group is read before anything is sent again.
+            if outcome_unknown(exc) and self._exists(name):
+                self.with_members[create] = self._finish(create, Status.DONE, "read back: it took")
+            else:
+                self.with_members[create] = self._run_one(create)
+            return None
+        self.with_members[create] = self._finish(create, Status.DONE, "with its first members")
+        if not shown:
+            return None  # created; the members the answer does not show are added as usual
+        return [(item, self.done(item)) for item in chunk]
+
+    def _exists(self, group: str) -> bool:
+        try:
+            return self.target.group_exists(group)
+        except ConnectorError:
+            return False
+
     def _slot(self, op: Operation) -> str:
         # Accounts that exist are tracked by their stable id (a rename changes the username).
         return f"id:{op.account_id}" if op.account_id else f"name:{key(op.account)}"
+
+    def _run_unit(self, ops: list[Operation]) -> list[OpResult]:
+        """Run one operation, or an account's additions together (``Flow``, ``AccountMembers``)."""
+        results = {n: early for n, op in enumerate(ops) if (early := self.early.get(op)) is not None}
+        pending = [n for n in range(len(ops)) if n not in results]
+        if len(pending) == 1:
+            results[pending[0]] = self._run_one(ops[pending[0]])
+        elif pending:
+            results.update(zip(pending, self._add_together([ops[n] for n in pending]), strict=True))
+        return [results[n] for n in range(len(ops))]
+
+    def _add_together(self, ops: list[Operation]) -> list[OpResult]:
+        """Add one account to several groups with one request each and one read back (AccountMembers)."""
+        slot = self._slot(ops[0])
+        halted = self.halted(ops[0])
+        if halted is not None:
+            return [OpResult(op, halted.status, halted.message) for op in ops]
+        if slot in self.failed_creates:
+            why = "the account was not created in this run"
+            return [self._finish(op, Status.SKIPPED, why, attempted=False) for op in ops]
+        target = self.target
+        assert isinstance(target, AccountMembers)
+        with self.locks[slot]:
+            account = self._current(ops[0], slot)
+            errors: list[ConnectorError | None]
+            try:
+                if account is None:
+                    raise self._missing(ops[0])
+                errors = target.add_groups(account, [op.group or "" for op in ops])
+            except ConnectorError as exc:
+                errors = [exc] * len(ops)
+            results = []
+            for op, error in zip(ops, errors, strict=True):
+                if error is None:
+                    account = apply_effect(op, account)
+                    results.append(self._finish(op, Status.DONE))
+                else:
+                    results.append(self._failed(op, error))
+            self.accounts[slot] = account
+        return results
 
     def _run_one(self, op: Operation) -> OpResult:
         early = self.early.get(op)
@@ -212,16 +342,18 @@ class _TargetRun:
         """Run ``step``; a connector error becomes the operation's result."""
         try:
             return step()
-        except NotManageableError as exc:
-            if op.kind is OpKind.CREATE_USER:
-                self.failed_creates.add(slot)
-            return self._finish(op, Status.SKIPPED, f"not manageable: {exc.cause}", attempted=False)
-        except AuthError as exc:
-            return self.refused(op, exc)
         except ConnectorError as exc:
-            if op.kind is OpKind.CREATE_USER:
+            if op.kind is OpKind.CREATE_USER and not isinstance(exc, AuthError):
                 self.failed_creates.add(slot)
-            return self._finish(op, Status.FAILED, str(exc))
+            return self._failed(op, exc)
+
+    def _failed(self, op: Operation, exc: ConnectorError) -> OpResult:
+        """Return the result of an operation its connector error ended."""
+        if isinstance(exc, NotManageableError):
+            return self._finish(op, Status.SKIPPED, f"not manageable: {exc.cause}", attempted=False)
+        if isinstance(exc, AuthError):
+            return self.refused(op, exc)
+        return self._finish(op, Status.FAILED, str(exc))
 
     def refused(self, op: Operation, exc: AuthError) -> OpResult:
         """Fail an operation refused for the credentials."""
@@ -267,8 +399,14 @@ class _TargetRun:
                     self.created[op.source_id] = created.id
         self.accounts[slot] = created if created is not None else apply_effect(op, account)
         result = self._finish(op, Status.DONE)
-        mark = self.marks.get(slot) if created is not None else None
-        if mark is not None:
+        if created is None:
+            return result
+        joined = {key(g) for g in created.groups}
+        for member in self.joins.get(slot, ()):
+            if key(member.group) in joined:  # the create gave it (JoinsOnCreate), or the read-back shows it
+                self.early[member] = self._finish(member, Status.DONE, GIVEN)
+        mark = self.marks.get(slot)
+        if mark is not None and mark not in self.early:
             self._mark(mark, slot, created)
         return result
 
@@ -344,12 +482,19 @@ class _TargetRun:
             return None
         if kind is OpKind.CREATE_USER:
             values = {c.field: c.new or "" for c in op.changes}
-            return self.target.create_user(
-                values.get("username", op.account),
-                values.get("email", ""),
-                values.get("display_name", ""),
-                external_id=op.source_id,
-            )
+            name, email = values.get("username", op.account), values.get("email", "")
+            display = values.get("display_name", "")
+            if isinstance(self.target, JoinsOnCreate):
+                groups = [m.group or "" for m in self.joins.get(self._slot(op), ())]
+                made = self.target.create_user_in(
+                    name, email, display, external_id=op.source_id, groups=groups
+                )
+                # Never more than the plan shows: a group it does not hold is not claimed.
+                planned = {key(g) for g in groups}
+                return dataclasses.replace(
+                    made, groups=frozenset(g for g in made.groups if key(g) in planned)
+                )
+            return self.target.create_user(name, email, display, external_id=op.source_id)
         if account is None:
             raise self._missing(op)
         if kind is OpKind.UPDATE_USER:

@@ -102,15 +102,49 @@ class Steps(Protocol[R_co]):
         ...
 
 
-def run_batched(pool: ThreadPoolExecutor, ops: Sequence[Operation], batch: Batch, steps: Steps[R]) -> list[R]:
-    """Check every operation, then send the ready ones in chunks of one group; results in plan order."""
+# Sends a group's first chunk some other way (a new group created with its first members):
+# the chunk's results, or None when the chunk is still to be sent as usual.
+First = Callable[[list[Ready]], "list[tuple[Ready, R]] | None"]
+
+
+def run_batched(
+    pool: ThreadPoolExecutor,
+    ops: Sequence[Operation],
+    batch: Batch,
+    steps: Steps[R],
+    *,
+    first: First[R] | None = None,
+) -> list[R]:
+    """Check every operation, then send the ready ones in chunks of one group; results in plan order.
+
+    With ``first``, each group's first chunk goes to it, and the group's other chunks after it.
+    """
     checked = list(pool.map(steps.check, range(len(ops)), ops))
     results: list[R | None] = [None if isinstance(c, Ready) else c for c in checked]
     ready = [c for c in checked if isinstance(c, Ready)]
-    for sent in pool.map(lambda chunk: _send(chunk, batch, steps), chunks(ready, batch.size)):
+    cut = chunks(ready, batch.size)
+    if first is None:
+        work = [[chunk] for chunk in cut]
+    else:
+        by_group: dict[str, list[list[Ready]]] = {}
+        for chunk in cut:
+            by_group.setdefault(key(chunk[0].op.group), []).append(chunk)
+        work = list(by_group.values())
+    for sent in pool.map(lambda group: _send_all(group, batch, steps, first), work):
         for item, result in sent:
             results[item.index] = result
     return [r for r in results if r is not None]
+
+
+def _send_all(
+    group: list[list[Ready]], batch: Batch, steps: Steps[R], first: First[R] | None
+) -> list[tuple[Ready, R]]:
+    """Send the chunks of one group in order, the first through ``first`` when given."""
+    sent: list[tuple[Ready, R]] = []
+    for n, chunk in enumerate(group):
+        done = first(chunk) if first is not None and n == 0 else None
+        sent += done if done is not None else _send(chunk, batch, steps)
+    return sent
 
 
 def _send(chunk: list[Ready], batch: Batch, steps: Steps[R]) -> list[tuple[Ready, R]]:

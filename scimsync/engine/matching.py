@@ -247,6 +247,8 @@ def _winners(
     ctx: Context, desired: Sequence[DesiredAccount], tried: Sequence[Match | None], j: int, found: list[int]
 ) -> list[int]:
     """Return who keeps account ``j`` among the desired accounts ``found`` matching it."""
+    if len(found) == 1:
+        return found  # the usual case: one person on their own account
     rank = {i: m.rank for i in found if (m := tried[i]) is not None}
     how = {i: m.how for i in found if (m := tried[i]) is not None}
     active = [i for i in found if desired[i].active]
@@ -277,8 +279,9 @@ def _field_collisions(ctx: Context, desired: Sequence[DesiredAccount]) -> list[t
     for name in ("username", "email"):
         sharing: dict[str, list[int]] = defaultdict(list)
         for i, d in enumerate(desired):
-            if d.active and getattr(d, name):  # an empty email is no email, not a shared one
-                sharing[ctx.key(getattr(d, name))].append(i)
+            value = getattr(d, name)
+            if d.active and value:  # an empty email is no email, not a shared one
+                sharing[ctx.key(value)].append(i)
         clashes += [
             (Collision(ctx.target, name, v, _names(desired, f)), f) for v, f in sharing.items() if len(f) > 1
         ]

@@ -2,7 +2,8 @@
 
 Connectors never sleep, retry or loop over pages by hand: they call ``HttpClient``
 and the paginators in ``scimsync.http.pagination``. Pacing and rate-limit headers live in
-``scimsync.http.ratelimit``, error wording in ``scimsync.http.errors``.
+``scimsync.http.ratelimit``, how many requests may be in flight (fewer under pressure) in
+``scimsync.http.pressure``, error wording in ``scimsync.http.errors``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from scimsync.http.errors import (
     status_error,
     transport_error,
 )
-from scimsync.http.ratelimit import RETRY_STATUSES, Attempts, Pacer, read_rate_limits
+from scimsync.http.pressure import Answer, InFlight
+from scimsync.http.ratelimit import RETRY_STATUSES, Attempts, Pacer, ServerRate, read_rate_limits
 from scimsync.http.tokens import TokenAuth
 from scimsync.secrets import Secret, redact
 
@@ -148,10 +150,14 @@ class HttpClient:
         self._wall_clock = wall_clock
         self._clock = clock
         self._pacer = Pacer(settings.rate_limit, clock, sleep)
+        # Every request of this system passes this gate, from any thread: the pool below
+        # never has more requests in flight than connections (SPEC §8).
+        self._gate = InFlight(settings.concurrency)
         base = urlsplit(self.base_url)
         self._origin = (base.scheme.lower(), base.netloc.lower())
         self._base_path = base.path
         self._session = self._make_session(auth, headers)
+        self._send_options = self._environment()
 
     def _make_session(self, auth: Auth, headers: Mapping[str, str] | None) -> requests.Session:
         session = requests.Session()
@@ -170,6 +176,29 @@ class HttpClient:
         elif isinstance(auth, BasicAuth):
             session.auth = requests.auth.HTTPBasicAuth(auth.username, auth.password.reveal())
         return session
+
+    def _environment(self) -> dict[str, Any]:
+        """Read the proxy, CA bundle and netrc settings of the environment once, not per request.
+
+        What ``requests`` would look up on every request (``trust_env``): every URL this
+        client sends to is on the base URL's host (``_url``), so one lookup holds for all.
+        """
+        session = self._session
+        found = session.merge_environment_settings(
+            self.base_url, {}, False, self.settings.ca_bundle or True, None
+        )
+        if session.auth is None and session.trust_env:
+            netrc = requests.utils.get_netrc_auth(self.base_url)
+            if netrc:
+                session.auth = requests.auth.HTTPBasicAuth(*netrc)
+        session.trust_env = False
+        return {
+            "timeout": self.settings.timeout,
+            "proxies": found["proxies"],
+            "verify": found["verify"],
+            "cert": found["cert"],
+            "stream": False,
+        }
 
     def __enter__(self) -> HttpClient:
         return self
@@ -198,17 +227,13 @@ class HttpClient:
         """
         method = method.upper()
         url = self._url(path, obj)
-        shown = redact(self._display_path(url))
-        label = redact(obj or f"{method} {shown}")
         budget = max(_MIN_RATE_LIMIT_BUDGET, 10 * self.settings.timeout)
         tries = Attempts(method, max(0, self.settings.retries), budget, self._backoff)
         delay: float | None = 0.0
         refreshed = False
         while True:
             tries.attempt += 1
-            self._pacer.wait_turn(delay or 0.0)
-            interrupt.check()  # a signal while reading: no new request goes out
-            outcome = self._send(method, url, shown, params, json, tries.attempt)
+            outcome, server_wait = self._attempt(method, url, params, json, tries.attempt, delay or 0.0)
             if not refreshed and self._refresh_token(outcome):
                 # The token expired (or was revoked) since it was fetched: once with a fresh one.
                 refreshed, delay = True, 0.0
@@ -217,44 +242,60 @@ class HttpClient:
             if isinstance(outcome, TransportFailure):
                 delay, what = tries.after_transport(outcome), outcome.cause
                 if delay is None:
-                    raise transport_error(self.system, label, outcome, tries.attempt)
+                    raise transport_error(self.system, self._label(method, url, obj), outcome, tries.attempt)
             else:
                 status = outcome.status_code
-                server_wait = self._note_rate_limits(outcome)
                 if status in ok:
                     return outcome
                 delay, what = tries.after_status(status, server_wait), str(status)
                 if delay is None:
                     waited = tries.waited if status in (429, 503) else None
-                    parser = self._error_parser
+                    label, parser = self._label(method, url, obj), self._error_parser
                     raise status_error(self.system, outcome, label, tries.attempt, parser, waited=waited)
             log.warning(
                 "%s: %s on %s %s, retrying in %.1fs (%s)",
                 self.system,
                 what,
                 method,
-                shown,
+                self._shown(url),
                 delay,
                 tries.describe(limited=what in ("429", "503")),
             )
 
+    def _attempt(
+        self, method: str, url: str, params: Mapping[str, Any] | None, body: Any, attempt: int, delay: float
+    ) -> tuple[requests.Response | TransportFailure, float]:
+        """Wait for a place and a turn, send once; return the outcome and how long its retry must wait."""
+        # The turn first, then the place: a thread sleeping until its turn holds no place.
+        self._pacer.wait_turn(delay)
+        ticket = self._gate.enter()
+        try:
+            interrupt.check()  # a signal while reading: no new request goes out
+            outcome, seconds = self._send(method, url, params, body, attempt)
+        except BaseException:
+            self._gate.leave(ticket)
+            raise
+        if isinstance(outcome, TransportFailure):
+            self._gate.leave(ticket, Answer(None, seconds))
+            return outcome, 0.0
+        server_wait, rate = self._note_rate_limits(outcome)
+        self._gate.leave(ticket, Answer(outcome.status_code, seconds, rate))
+        return outcome, server_wait
+
     def _send(
-        self, method: str, url: str, shown: str, params: Mapping[str, Any] | None, body: Any, attempt: int
-    ) -> requests.Response | TransportFailure:
-        """Make one attempt; return the response, or the classified transport failure."""
+        self, method: str, url: str, params: Mapping[str, Any] | None, body: Any, attempt: int
+    ) -> tuple[requests.Response | TransportFailure, float]:
+        """Make one attempt; return the response (or the classified transport failure) and its seconds."""
         runstats.current().count_request(self.system)  # for the --report file
         started = self._clock()
         try:
-            response = self._session.request(
-                method,
-                url,
-                params=_encode_params(params),
-                json=body,
-                timeout=self.settings.timeout,
-                verify=self.settings.ca_bundle or True,
-                # A redirected write would turn into a GET and "succeed"; only reads follow them.
-                allow_redirects=method in ("GET", "HEAD"),
+            session = self._session
+            prepared = session.prepare_request(
+                requests.Request(method, url, params=_encode_params(params), json=body)
             )
+            # What Session.request does, less its per-request environment lookup (_environment).
+            # A redirected write would turn into a GET and "succeed"; only reads follow them.
+            response = session.send(prepared, allow_redirects=method in ("GET", "HEAD"), **self._send_options)
         except requests.RequestException as exc:
             failure = classify(exc, urlsplit(url).hostname or "", self.settings.timeout)
             outcome: str | int = failure.cause
@@ -263,14 +304,18 @@ class HttpClient:
             # requests refuses a header it cannot send (a credential with a newline in it);
             # its message quotes the header, so it is never shown.
             raise ConnectorError(
-                self.system, f"{method} {shown}", "invalid request header: check the credentials"
+                self.system, f"{method} {self._shown(url)}", "invalid request header: check the credentials"
             ) from None
         else:
             outcome = response.status_code
             result = response
-        ms = (self._clock() - started) * 1000
-        log.debug("%s: %s %s -> %s in %.0f ms (attempt %d)", self.system, method, shown, outcome, ms, attempt)
-        return result
+        seconds = self._clock() - started
+        if log.isEnabledFor(logging.DEBUG):
+            shown, ms = self._shown(url), seconds * 1000
+            log.debug(
+                "%s: %s %s -> %s in %.0f ms (attempt %d)", self.system, method, shown, outcome, ms, attempt
+            )
+        return result, seconds
 
     def _refresh_token(self, outcome: requests.Response | TransportFailure) -> bool:
         """After a 401 to a refreshable token, drop that token; tell whether to try again."""
@@ -289,7 +334,7 @@ class HttpClient:
         ceiling = min(_BACKOFF_CAP, _BACKOFF_BASE * 2.0 ** (attempt - 1))
         return self._rng() * ceiling
 
-    def _note_rate_limits(self, response: requests.Response) -> float:
+    def _note_rate_limits(self, response: requests.Response) -> tuple[float, ServerRate | None]:
         """Follow the server's rate and hold-backs; return how long this response's retry must wait."""
         wait = read_rate_limits(response, self._wall_clock)
         if wait.rate is not None and self._pacer.follow(wait.rate):
@@ -303,7 +348,7 @@ class HttpClient:
         if wait.hold:
             log.debug("%s: rate limit reached, holding requests for %.1fs", self.system, wait.hold)
             self._pacer.hold(wait.hold)
-        return wait.retry
+        return wait.retry, wait.rate
 
     def _url(self, path: str, obj: str | None) -> str:
         """Join ``path`` to the base URL; an absolute URL must stay on the same host."""
@@ -315,6 +360,14 @@ class HttpClient:
             where = obj or f"link {parts.scheme}://{parts.netloc}{parts.path}"
             raise ResponseError(self.system, redact(where), f"refusing to follow a link to {parts.netloc}")
         return path
+
+    def _shown(self, url: str) -> str:
+        """Return the URL as logs and errors show it: its path, redacted (built only when shown)."""
+        return redact(self._display_path(url))
+
+    def _label(self, method: str, url: str, obj: str | None) -> str:
+        """Return what errors name: ``obj``, or the method and the shown path."""
+        return redact(obj or f"{method} {self._shown(url)}")
 
     def _display_path(self, url: str) -> str:
         """Return the URL's path without the query string or the base URL's own path."""

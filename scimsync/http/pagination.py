@@ -8,8 +8,12 @@ the loop guard, and a broken server would hold the run (and its lock) forever.
 
 from __future__ import annotations
 
+import functools
+import heapq
+import itertools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -136,6 +140,93 @@ def offset_pages(
         previous = items
 
 
+class Crawl:
+    """Page reads of several lists in one bounded pool: at most ``http.concurrency`` in flight.
+
+    Jobs are callables that read one page and may ``add`` more jobs (the next page of a
+    chain, the remaining pages of a list whose total is now known). Each of ``concurrency``
+    worker threads takes the next job as soon as it is free, so there is no barrier between
+    "all first pages" and "all other pages", and a cursor or next-link chain (which must be
+    read page after page) runs while the independent pages fill the other slots: an
+    ``urgent`` job (a chain's next page) goes ahead of every job not urgent (issue 12).
+    The first failure stops the crawl: jobs in flight finish, none starts after, and
+    ``run`` raises, of the failures seen, the one of the job queued first: the same error
+    every run, not whichever answer came back first (a token refused everywhere is
+    reported on the first list asked, not on a random one).
+    """
+
+    def __init__(self, client: HttpClient) -> None:
+        self.client = client
+        self._queue: list[tuple[int, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._running = 0
+        self._failures: list[tuple[int, BaseException]] = []  # (the job's queue number, error)
+        self._cond = threading.Condition()
+
+    def add(self, job: Callable[[], None], *, urgent: bool = False) -> None:
+        """Queue ``job``; thread-safe, so a job may add the ones that follow it."""
+        self.add_all((job,), urgent=urgent)
+
+    def add_all(self, jobs: Iterable[Callable[[], None]], *, urgent: bool = False) -> None:
+        """Queue ``jobs`` in their order, under one lock."""
+        rank = 0 if urgent else 1
+        with self._cond:
+            before = len(self._queue)
+            for job in jobs:
+                heapq.heappush(self._queue, (rank, next(self._seq), job))
+            self._cond.notify(len(self._queue) - before)
+
+    def chain(self, pages: Iterator[list[Any]], consume: Callable[[list[Any]], None]) -> None:
+        """Read ``pages`` one after another (each ``next`` sends one request), handing each to ``consume``.
+
+        One step of a chain runs at a time, so ``consume`` is never called twice at once
+        for the same chain.
+        """
+
+        def step() -> None:
+            page = next(pages, None)
+            if page is not None:
+                consume(page)
+                self.add(step, urgent=True)
+
+        self.add(step)
+
+    def run(self) -> None:
+        """Run every job, and those they add, until none is left; raise the first failure."""
+        with self._cond:
+            if not self._queue:
+                return
+        # Every worker from the start: a first job may add many (a list's remaining pages).
+        count = max(1, self.client.settings.concurrency)
+        workers = [threading.Thread(target=self._work, daemon=True) for _ in range(count)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        if self._failures:
+            raise min(self._failures, key=lambda failure: failure[0])[1]
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and self._running and not self._failures:
+                    self._cond.wait()
+                if self._failures or not self._queue:
+                    self._cond.notify_all()  # nothing left, or a failure: the others end too
+                    return
+                _, number, job = heapq.heappop(self._queue)
+                self._running += 1
+            try:
+                job()
+            except BaseException as exc:  # handed to run(), which raises it
+                with self._cond:
+                    self._failures.append((number, exc))
+            finally:
+                with self._cond:
+                    self._running -= 1
+                    self._cond.notify_all()
+
+
 @dataclass(frozen=True)
 class OffsetList:
     """One offset-paged list to read whole: its path, its query, and its name for errors."""
@@ -159,67 +250,128 @@ def read_offset_lists(
 ) -> list[list[Any] | None]:
     """Read several offset-paged lists whole, with every independent page in parallel.
 
-    All first pages go out at once; each one's ``total`` then says which pages remain,
-    and those go out at once too (Jira group/member has a total and a 50-item page,
-    atlassian §1.8), instead of one page after another. A list whose last page is not
-    ``isLast: true`` (no total, or members added meanwhile) is then walked on page by
-    page until it is. With ``missing_ok`` a list that answers 404 is None.
+    See ``crawl_offset_lists``; this one runs a crawl of its own and returns each list's
+    items (None for a list that answered 404, with ``missing_ok``).
     """
+    crawl = Crawl(client)
+    found: list[list[Any] | None] = [None] * len(lists)
+
+    def done(i: int, items: list[Any] | None) -> None:
+        found[i] = items
+
+    options = dict(start_param=start_param, size_param=size_param, items_field=items_field)
+    crawl_offset_lists(
+        crawl,
+        lists,
+        done,
+        page_size=page_size,
+        total_field=total_field,
+        last_field=last_field,
+        missing_ok=missing_ok,
+        **options,
+    )
+    crawl.run()
+    return found
+
+
+def crawl_offset_lists(
+    crawl: Crawl,
+    lists: Sequence[OffsetList],
+    done: Callable[[int, list[Any] | None], None],
+    *,
+    start_param: str = "startAt",
+    size_param: str = "maxResults",
+    page_size: int = 50,
+    items_field: str = "values",
+    total_field: str = "total",
+    last_field: str = "isLast",
+    missing_ok: bool = False,
+) -> None:
+    """Queue in ``crawl`` the reads of several offset-paged lists; ``done(i, items)`` as each ends.
+
+    Each first page goes out as soon as a slot is free; its ``total`` then says which pages
+    remain, and those are queued at once (Jira group/member has a total and a 50-item page,
+    atlassian §1.8), instead of one page after another. A list whose last page is not
+    ``isLast: true`` (no total, or members added meanwhile) is then walked on page by page
+    until it is. With ``missing_ok`` a list that answers 404 is done with None. ``done`` is
+    called from a worker thread, once per list.
+    """
+    client = crawl.client
 
     def fetch(lst: OffsetList, start: int) -> Any:
         query = {**lst.params, start_param: start, size_param: page_size}
         return client.get_json(lst.path, params=query, obj=lst.obj)
 
-    def first(lst: OffsetList) -> Any:
-        try:
-            return fetch(lst, 0)
-        except NotFoundError:
-            if missing_ok:
-                return None
-            raise
-
     def more(body: Any, items: list[Any]) -> bool:
         return body.get(last_field) is not True and bool(items)
 
-    def walk(i: int) -> list[Any]:
+    def first(i: int) -> None:
         lst = lists[i]
-        pages = offset_pages(
+        try:
+            body = fetch(lst, 0)
+        except NotFoundError:
+            if missing_ok:
+                done(i, None)
+                return
+            raise
+        items = _items(client, lst.path, lst.obj, body, items_field)
+        total = body.get(total_field)
+        starts: list[int] = []
+        if more(body, items) and isinstance(total, int) and not isinstance(total, bool):
+            # Step by what came back: the server may clamp the page size.
+            starts = list(range(len(items), total, len(items)))
+        pages: dict[int, tuple[list[Any], bool]] = {0: (list(items), more(body, items))}
+        if not starts:
+            finish(i, pages)
+            return
+        lock = threading.Lock()
+        crawl.add_all(functools.partial(rest, i, start, pages, len(starts) + 1, lock) for start in starts)
+
+    def rest(
+        i: int, start: int, pages: dict[int, tuple[list[Any], bool]], count: int, lock: threading.Lock
+    ) -> None:
+        lst = lists[i]
+        body = fetch(lst, start)
+        items = _items(client, lst.path, lst.obj, body, items_field)
+        with lock:
+            pages[start] = (items, more(body, items))
+            complete = len(pages) == count
+        if complete:
+            finish(i, pages)
+
+    def finish(i: int, pages: dict[int, tuple[list[Any], bool]]) -> None:
+        ordered = [pages[start] for start in sorted(pages)]  # each list's pages in order
+        found = [item for items, _ in ordered for item in items]
+        # Fewer items than the total on an isLast page is fine (members removed meanwhile);
+        # a last page that is not isLast means members were added, or there was no total.
+        if not ordered[-1][1]:
+            done(i, found)
+            return
+        lst = lists[i]
+        walk = offset_pages(
             client,
             lst.path,
             params=lst.params,
             start_param=start_param,
             size_param=size_param,
             page_size=page_size,
-            start=len(answered[i]),
+            start=len(found),
             items_field=items_field,
             last_field=last_field,
             obj=lst.obj,
         )
-        return [item for page in pages for item in page]
 
-    answered: dict[int, list[Any]] = {}  # list index -> its items so far; 404s stay out
-    unfinished: dict[int, bool] = {}  # list index -> its last page so far is not the last
-    rest: list[tuple[int, int]] = []  # (list, start) of every page after the first
-    for i, (lst, body) in enumerate(zip(lists, client.map_parallel(first, lists), strict=True)):
-        if body is None:
-            continue
-        items = _items(client, lst.path, lst.obj, body, items_field)
-        answered[i], unfinished[i] = list(items), more(body, items)
-        total = body.get(total_field)
-        if unfinished[i] and isinstance(total, int) and not isinstance(total, bool):
-            # Step by what came back: the server may clamp the page size.
-            rest += [(i, start) for start in range(len(items), total, len(items))]
-    pages = client.map_parallel(lambda job: fetch(lists[job[0]], job[1]), rest)
-    for (i, _), body in zip(rest, pages, strict=True):  # each list's pages in order
-        items = _items(client, lists[i].path, lists[i].obj, body, items_field)
-        answered[i].extend(items)
-        unfinished[i] = more(body, items)
-    # Fewer items than the total on an isLast page is fine (members removed meanwhile);
-    # a last page that is not isLast means members were added, or there was no total.
-    walks = [i for i, open_ in unfinished.items() if open_]
-    for i, found in zip(walks, client.map_parallel(walk, walks), strict=True):
-        answered[i].extend(found)
-    return [answered.get(i) for i in range(len(lists))]
+        def step() -> None:
+            page = next(walk, None)
+            if page is None:
+                done(i, found)
+                return
+            found.extend(page)
+            crawl.add(step, urgent=True)
+
+        crawl.add(step, urgent=True)
+
+    crawl.add_all(functools.partial(first, i) for i in range(len(lists)))
 
 
 def link_header_pages(

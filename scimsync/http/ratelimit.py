@@ -29,6 +29,10 @@ _DEFAULT_HOLD = 1.0
 _MAX_REFUSALS = 100
 # Threads held back by a server that announced no rate go out this far apart, not all at once.
 _RELEASE_GAP = 0.2
+# Of an announced bucket of 10 or more, this share is never spent: a request that leaves
+# late (a busy interpreter, a thread waiting for its place) and one that leaves on time
+# reach the server closer than one interval apart, and the reserve absorbs that.
+_RESERVE_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,11 @@ class ServerRate:
     limit: int
     interval: float
     remaining: int | None = None  # tokens left when the server answered
+
+    @property
+    def spendable(self) -> int:
+        """Return the tokens a client may spend at once: the bucket less its reserve."""
+        return self.limit - (int(self.limit * _RESERVE_SHARE) if self.limit >= 10 else 0)
 
 
 class Pacer:
@@ -95,7 +104,7 @@ class Pacer:
                 start = max(start, self._released)
             server = self._server
             if server is not None:
-                start = max(start, self._full_at - (server.limit - 1) * server.interval)
+                start = max(start, self._full_at - (server.spendable - 1) * server.interval)
                 self._full_at = max(self._full_at, start) + server.interval
             elif held:
                 # No announced rate to pace by: release the threads that waited one by one.

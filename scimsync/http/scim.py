@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import requests
 
@@ -34,6 +36,8 @@ SERVICE_PROVIDER_CONFIG = "/ServiceProviderConfig"
 _ATTRIBUTE = re.compile(r"(?:urn:[\w.:-]+:)?[A-Za-z][\w$-]*(?:\.[A-Za-z][\w$-]*)?")
 
 log = logging.getLogger("scimsync.scim")
+
+T = TypeVar("T")
 
 # Called after each page: (resources read so far, totalResults).
 PageProgress = Callable[[int, int], None]
@@ -134,6 +138,11 @@ def choose_email(emails: Any) -> str:
     """
     if emails is None:
         return ""
+    if isinstance(emails, list) and len(emails) == 1 and isinstance(emails[0], dict):
+        # The usual case, checked the same way in one pass: one address is the one shown.
+        value, primary = emails[0].get("value", ""), emails[0].get("primary", False)
+        if isinstance(value, str) and (not value or isinstance(primary, bool)):
+            return value
     if not isinstance(emails, list) or not all(isinstance(e, dict) for e in emails):
         raise ValueError("emails is not a list of objects")
     if any(not isinstance(e.get("value", ""), str) for e in emails):
@@ -262,6 +271,17 @@ def page_label(path: str, start: int) -> str:
     return f"GET {path} startIndex={start}"
 
 
+@dataclass(frozen=True)
+class ListSpec:
+    """One list to read whole: its path, page size, noun for messages, progress and ``query`` (a filter)."""
+
+    path: str
+    count: int
+    noun: str = "resource"
+    progress: PageProgress | None = None
+    query: Mapping[str, str] | None = None
+
+
 def read_list(
     client: HttpClient,
     path: str,
@@ -271,23 +291,94 @@ def read_list(
     progress: PageProgress | None = None,
     query: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Read every resource of a list (``/Users``, ``/Groups``) or raise; never return part of it.
+    """Read every resource of a list (``/Users``, ``/Groups``) or raise; never return part of it."""
+    return read_lists(client, [ListSpec(path, count, noun, progress, query)])[0]
 
-    ``query`` goes with every page (a ``filter``). A list that moves during the read (its
-    ``totalResults`` changes, or a page does not begin with the last resource of the page
-    before) restarts it once; a second move is a ResponseError naming the list or the page,
-    as is every integrity failure of ``_ListRead``.
+
+def read_lists(client: HttpClient, specs: Sequence[ListSpec]) -> list[list[dict[str, Any]]]:
+    """Read several lists at once, each whole or raise; never return part of one.
+
+    The first pages go out together; once they tell ``totalResults``, every later page of
+    every list is asked for, ``concurrency`` in flight at a time (``_read_pages``). A list
+    that moves during the read (its ``totalResults`` changes, or a page does not begin with
+    the last resource of the page before) is read again once; a second move is a
+    ResponseError naming the list or the page, as is every integrity failure of ``_ListRead``.
     """
-    try:
-        return _ListRead(client, path, count, noun, progress, query).run()
-    except _ListMovedError as moved:
-        log.warning("%s: %s moved during the read (%s); reading it again", client.system, path, moved)
-    try:
-        return _ListRead(client, path, count, noun, progress, query).run()
-    except _TotalChangedError as again:
-        raise ResponseError(client.system, f"GET {path}", again.cause()) from None
-    except _ListMovedError as again:
-        raise ResponseError(client.system, page_label(path, again.start), again.cause()) from None
+    reads = [_ListRead(client, spec) for spec in specs]
+    moved = list(_read_together(client, reads).items())
+    for n, why in moved:
+        log.warning("%s: %s moved during the read (%s); reading it again", client.system, specs[n].path, why)
+        reads[n] = _ListRead(client, specs[n])
+    if moved:
+        again = _read_together(client, [reads[n] for n, _ in moved])
+        for at, why in again.items():
+            path = specs[moved[at][0]].path
+            if isinstance(why, _TotalChangedError):
+                raise ResponseError(client.system, f"GET {path}", why.cause())
+            raise ResponseError(client.system, page_label(path, why.start), why.cause())
+    return [read.items for read in reads]
+
+
+def in_order(client: HttpClient, calls: Sequence[Callable[[], T]]) -> list[T]:
+    """Run ``calls`` at once (up to ``concurrency``); return the results, or raise the first failure in order.
+
+    In order, not in time: when several fail, the error is the same every run.
+    """
+    if len(calls) <= 1:
+        return [call() for call in calls]  # no thread for a single request
+    with ThreadPoolExecutor(max_workers=max(1, min(len(calls), client.settings.concurrency))) as pool:
+        futures = [pool.submit(call) for call in calls]
+        try:
+            return [future.result() for future in futures]
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _read_together(client: HttpClient, reads: list[_ListRead]) -> dict[int, _ListMovedError]:
+    """Read ``reads`` to their ends; return the ones that moved (by position), the rest complete."""
+    in_order(client, [read.begin for read in reads])
+    _read_pages(client, reads)
+    return {n: read.moved for n, read in enumerate(reads) if read.moved is not None}
+
+
+def _read_pages(client: HttpClient, reads: list[_ListRead]) -> None:
+    """Ask for the planned pages of ``reads``, ``concurrency`` in flight at all times; take them in order.
+
+    A page is asked for as soon as any request in flight is answered (no waves: a slow
+    page holds up no request but its own), in plan order; pages are taken in the order
+    asked, since each list's pages are checked one after the other, so a page that shows
+    a list moved stops that list's requests early. Any other failure cancels what has not
+    started and is raised once the requests in flight are done.
+    """
+    if not any(read.queue for read in reads):
+        return
+    width = max(1, client.settings.concurrency)
+    asked: deque[tuple[_ListRead, int, Future[Page]]] = deque()
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        try:
+            while True:
+                flying = [future for _, _, future in asked if not future.done()]
+                while len(flying) < width:
+                    read = next((r for r in reads if r.queue), None)
+                    if read is None:
+                        break
+                    start = read.queue.popleft()
+                    read.flying.append(start)
+                    asked.append((read, start, pool.submit(read.fetch, start)))
+                    flying.append(asked[-1][2])
+                if not asked:
+                    return
+                if not asked[0][2].done():
+                    wait(flying, return_when=FIRST_COMPLETED)
+                while asked and asked[0][2].done():
+                    read, start, future = asked.popleft()
+                    page = future.result()
+                    read.flying.remove(start)
+                    read.take(start, page)
+        finally:
+            for _, _, future in asked:
+                future.cancel()
 
 
 def count_resources(client: HttpClient, path: str) -> int:
@@ -305,53 +396,70 @@ class _ListRead:
     skip someone, who would then be deprovisioned. So pages overlap by one: a page asked
     at the index of the last resource read must begin with that resource, or the list
     moved (``_ListMovedError``). The next ``startIndex`` is the index of the last resource
-    received, since a service may return fewer than ``count`` (idp §6.2). To save round
-    trips, the pages after the first are asked for in waves of ``concurrency``, spaced by
-    the first page's size less one; a page is kept only if it starts exactly on the last
-    resource kept, so after a short page the rest of the wave is dropped and the next wave
-    starts there. A short page never ends the read: only reaching ``totalResults`` does.
+    received, since a service may return fewer than ``count`` (idp §6.2; reference §3.4:
+    Atlassian serves at most 100 whatever ``count`` asks). The first page tells the total
+    and how many a page holds: the later pages are planned from both, spaced by that size
+    less one, up to the page that reaches ``totalResults`` and never past it (RFC 7644
+    §3.4.2.4). A page is taken only if it starts exactly on the last resource taken;
+    after a short page the pages planned beyond it are dropped and the plan starts again
+    from there. A short page never ends the read: only reaching ``totalResults`` does.
     """
 
-    def __init__(
-        self,
-        client: HttpClient,
-        path: str,
-        count: int,
-        noun: str,
-        progress: PageProgress | None,
-        query: Mapping[str, str] | None = None,
-    ) -> None:
-        # Two at least: a page of one would hold nothing but the overlap.
-        self.client, self.path, self.count, self.noun = client, path, max(2, count), noun
-        self.progress = progress
-        self.query = dict(query or {})
+    def __init__(self, client: HttpClient, spec: ListSpec) -> None:
+        self.client, self.path, self.noun, self.progress = client, spec.path, spec.noun, spec.progress
+        self.count = max(2, spec.count)  # two at least: a page of one would hold nothing but the overlap
+        self.query = dict(spec.query or {})
         self.items: list[dict[str, Any]] = []
         self.seen: dict[str, int] = {}  # resource id -> startIndex of the page it came in
         self.last = 0  # the index of the last resource read: where the next page starts
         self.total = 0
+        self.step = 1  # how far apart planned pages start: the first page's size less the overlap
         # After a page that held nothing but the overlap, the next page starts past it.
         self.unanchored = False
+        self.queue: deque[int] = deque()  # the startIndex of each page planned, not yet asked for
+        self.flying: list[int] = []  # the startIndex of each page asked for, not yet taken
+        self.moved: _ListMovedError | None = None
 
-    def run(self) -> list[dict[str, Any]]:
+    @property
+    def done(self) -> bool:
+        """Tell whether the read is over: complete, or the list moved."""
+        return self.moved is not None or len(self.items) >= self.total
+
+    def begin(self) -> None:
+        """Read and take the first page; plan the others from its total and size."""
         first = self.fetch(1)
         self.total = first.total
         if self.total == 0 and not first.resources:
-            return []
+            return
         self.accept(first)
-        step = max(1, len(first.resources) - 1)
-        width = max(1, self.client.settings.concurrency)
-        while len(self.items) < self.total:
-            at = self.next_start()
-            starts = [s for s in range(at, at + width * step, step) if s <= self.total]
-            for start, page in zip(starts, self.client.map_parallel(self.fetch, starts), strict=True):
-                if start != self.next_start() or len(self.items) >= self.total:
-                    break  # an earlier page of this wave was short: ask again from there
-                self.accept(page)
-        return self.items
+        self.step = max(1, len(first.resources) - 1)
+        self.plan()
+
+    def plan(self) -> None:
+        """Plan every page still needed from where the next one starts, if each is as full as the first."""
+        self.queue.clear()
+        if self.done:
+            return
+        at = self.next_start()
+        self.queue.extend([at, *range(at + self.step, self.total, self.step)])
 
     def next_start(self) -> int:
         """Return where the next page starts: on the last resource read, or just past it."""
         return self.last + 1 if self.unanchored else self.last
+
+    def take(self, start: int, page: Page) -> None:
+        """Take a page asked for at ``start`` if it is the next one; plan again when the plan went wrong."""
+        if not self.done and start == self.next_start():
+            try:
+                self.accept(page)
+            except _ListMovedError as moved:
+                self.moved = moved
+        if self.done:
+            self.queue.clear()
+            return
+        at = self.next_start()
+        if at not in self.flying and (not self.queue or self.queue[0] != at):
+            self.plan()  # a page was short (or held only the overlap): the pages planned past it are off
 
     def fetch(self, start: int) -> Page:
         label = page_label(self.path, start)

@@ -84,6 +84,7 @@ class CloudDirectory:
         self._user_names: dict[str, str] = {}  # folded userName -> id
         self._group_names: dict[str, str] = {}  # folded displayName -> id
         self._memberships: dict[str, dict[str, None]] = {}  # user id -> group ids
+        self._live: list[CloudUser] | None = None  # live_users(), until a user is added or deleted
 
     # -- users ----------------------------------------------------------------
 
@@ -98,14 +99,18 @@ class CloudDirectory:
         return self.users.get(user_id) if user_id is not None else None
 
     def live_users(self) -> list[CloudUser]:
-        """Return every user that lists show, in creation order."""
-        return [u for u in self.users.values() if not u.deleted]
+        """Return every user that lists show, in creation order (kept between changes: a list
+        page must not cost a pass over the whole directory)."""
+        if self._live is None:
+            self._live = [u for u in self.users.values() if not u.deleted]
+        return self._live
 
     def create_user(self, attrs: dict[str, Any]) -> CloudUser:
         """Store a checked user and link it to the managed account of its primary email (§3.5)."""
         now = timestamp()
         user = CloudUser(str(uuid.uuid4()), attrs, now, now)
         self.users[user.id] = user
+        self._live = None
         self._user_names[fold(user.user_name)] = user.id
         self._memberships[user.id] = {}
         account = self.account_for(primary_email(attrs))
@@ -125,6 +130,7 @@ class CloudDirectory:
         """Leave every group; then deactivate and hide the user, or remove it (§3.6)."""
         for group_id in self._memberships.pop(user.id, {}):
             self.groups[group_id].members.pop(user.id, None)
+        self._live = None
         if not self.delete_removes:
             user.deleted = True
             user.attrs["active"] = False

@@ -45,13 +45,14 @@ def render_group(ctx: Ctx, group: CloudGroup) -> dict[str, Any]:
     if group.external_id is not None:
         out["externalId"] = group.external_id
     out["displayName"] = group.display_name
-    members = (ctx.directory.users[user_id] for user_id in group.members)
+    users, at = ctx.directory.users, ctx.base_url + "/Users/"
+    members = (users[user_id] for user_id in group.members)
     out["members"] = [
         {
             "value": u.id,
             "display": u.attrs.get("displayName") or u.user_name,
             "type": "User",
-            "$ref": ctx.location("Users", u.id),
+            "$ref": at + u.id,
         }
         for u in members
     ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 
@@ -120,14 +119,20 @@ def _check_emails(directory: CloudDirectory, emails: list[dict[str, Any]]) -> No
 
 
 def render_user(ctx: Ctx, user: CloudUser) -> dict[str, Any]:
-    """Return the §3.3 resource: three schemas, groups computed, both extensions, meta."""
+    """Return the §3.3 resource: three schemas, groups computed, both extensions, meta.
+
+    It shares the stored values (no copy: a list page renders 100 of them); every caller
+    serializes it at once, and ``Projection.apply`` copies before it trims.
+    """
+    attrs = user.attrs
     out: dict[str, Any] = {"schemas": list(USER_SCHEMAS), "id": user.id}
-    out |= {k: copy.deepcopy(user.attrs[k]) for k in ORDER if k in user.attrs}
+    out |= {k: attrs[k] for k in ORDER if k in attrs}
+    groups = ctx.base_url + "/Groups/"
     out["groups"] = [
-        {"value": g.id, "display": g.display_name, "type": "direct", "$ref": ctx.location("Groups", g.id)}
+        {"value": g.id, "display": g.display_name, "type": "direct", "$ref": groups + g.id}
         for g in ctx.directory.groups_of(user.id)
     ]
-    enterprise = {k: user.attrs[k] for k in ("organization", "department") if k in user.attrs}
+    enterprise = {k: attrs[k] for k in ("organization", "department") if k in attrs}
     if enterprise:
         out[ENTERPRISE_USER] = enterprise
     if user.account_id is not None:  # only a user linked to a managed account (§3.5)

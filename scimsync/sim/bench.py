@@ -6,8 +6,10 @@ memory are the client's alone. For every size, target and scenario (a first prov
 of empty targets, a no-change plan, a plan and apply after 1 % churn) it records wall
 time, client CPU, peak RSS, the requests each system received (from the simulator's
 log), the fewest requests the APIs allow and the round-trip limit (``bench_limits``), and
-the CPU a bare ``requests`` loop spends per request against the same simulator. Results
-go to a JSON file and to ``docs/benchmarks.md`` (``bench_report``).
+the CPU a bare ``requests`` loop spends per request against the same simulator. The
+*pressure* scenario runs a no-change plan against a Jira behind a token bucket
+(``sim.ratelimit``, atlassian §1.11) and counts the 429s it served. Results go to a JSON
+file and to ``docs/benchmarks.md`` (``bench_report``).
 """
 
 from __future__ import annotations
@@ -34,12 +36,17 @@ from scimsync.sim.bench_systems import SOURCES, SYSTEMS, TARGETS, config_text, r
 from scimsync.state import State, save_state
 from scimsync.state import TargetState as Remembered
 
-SCENARIOS = ("nochange", "churn", "first")
+SCENARIOS = ("nochange", "churn", "first", "pressure")
 TITLES = {
     "nochange": "no-change plan",
     "churn": "plan + apply after 1 % churn",
     "first": "first provisioning",
+    "pressure": "no-change plan, rate-limited",
 }
+# The rate-limited Jira of the pressure scenario: a bucket of 40 refilled at 80 a second.
+# An unpaced client at concurrency 8 and 20 ms sends up to 400 a second: most are refused.
+PRESSURE_BUCKET = 40
+PRESSURE_FILL = 80.0
 CLIENT_TIMEOUT = 3 * 3600
 
 
@@ -47,8 +54,17 @@ def run_client(job: dict[str, Any], folder: Path) -> dict[str, Any]:
     """Run one measured client process and return the JSON line it printed."""
     path = folder / "job.json"
     path.write_text(json.dumps(job), encoding="utf-8")
+    command = [sys.executable, "-m", "scimsync.sim.bench_client", str(path)]
+    # A developer's aid: SCIMSYNC_BENCH_PROFILE=DIR samples each client run's threads with
+    # py-spy (pip install py-spy) into DIR as collapsed stacks. It costs CPU: not for figures.
+    profiles = os.environ.get("SCIMSYNC_BENCH_PROFILE")
+    if profiles:
+        Path(profiles).mkdir(parents=True, exist_ok=True)
+        out = Path(profiles) / f"{job['mode']}-{len(list(Path(profiles).iterdir()))}.txt"
+        spy = ["py-spy", "record", "--format", "raw", "--rate", "250", "--gil", "-o", str(out), "--"]
+        command = spy + command
     done = subprocess.run(
-        [sys.executable, "-m", "scimsync.sim.bench_client", str(path)],
+        command,
         capture_output=True,
         text=True,
         timeout=CLIENT_TIMEOUT,
@@ -56,7 +72,8 @@ def run_client(job: dict[str, Any], folder: Path) -> dict[str, Any]:
     )
     if done.returncode != 0:
         raise RuntimeError(f"bench client failed ({job['mode']}):\n{done.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    result: dict[str, Any] = json.loads(lines[-1])
     return result
 
 
@@ -116,7 +133,7 @@ class Bench:
         config = self.configure(source, target, sim, idp)
         self.prepare(scenario, size, target, sim, idp)
         self.say(f"{size} people, {source} -> {target}: {TITLES[scenario]}")
-        mode = "plan" if scenario == "nochange" else "apply"
+        mode = "plan" if scenario in ("nochange", "pressure") else "apply"
         client = run_client({"mode": mode, "config": str(config)}, self.folder)
         log = sim.call("log")
         source_log = idp.call("log") if idp else None
@@ -128,21 +145,29 @@ class Bench:
         phases = [limits.read_phase(target, before, after, todo, memory), limits.write_phase(target, todo)]
         if source == "okta":
             phases.insert(0, limits.source_phase(after))
-        self.runs.append(
-            {
-                "scenario": scenario,
-                "size": size,
-                "source": source,
-                "target": target,
-                "client": client,
-                "requests": log["requests"],
-                "sim_cpu": log["cpu"],
-                "source_requests": source_log["requests"] if source_log else [],
-                "work": dict(todo.ops, free_adds=todo.free_adds),
-                "phases": [asdict(p) for p in phases],
-                "limit": sum(p.seconds(self.options.concurrency, self.rtt) for p in phases),
-            }
-        )
+        limit = sum(p.seconds(self.options.concurrency, self.rtt) for p in phases)
+        run: dict[str, Any] = {
+            "scenario": scenario,
+            "size": size,
+            "source": source,
+            "target": target,
+            "client": client,
+            "requests": log["requests"],
+            "sim_cpu": log["cpu"],
+            "source_requests": source_log["requests"] if source_log else [],
+            "work": dict(todo.ops, free_adds=todo.free_adds),
+            "phases": [asdict(p) for p in phases],
+            "limit": limit,
+        }
+        if scenario == "pressure":
+            # The bucket is a floor too: what it holds goes at once, the rest at the fill rate.
+            fewest = sum(p.requests for p in phases)
+            run["limit"] = max(limit, (fewest - PRESSURE_BUCKET) / PRESSURE_FILL)
+            run["rate_limit"] = {"bucket": PRESSURE_BUCKET, "fill_per_second": PRESSURE_FILL}
+            run["refused"] = sum(n for _, _, status, n in log["requests"] if status == 429)
+        self.runs.append(run)
+        if scenario == "pressure":
+            return  # a bare loop would be refused too: the CPU figures come from the other runs
         if not any((b["size"], b["target"]) == (size, target) for b in self.bare):
             self.measure_bare(size, target, sim)  # the simulator holds the company now
 
@@ -177,6 +202,27 @@ class Bench:
             result = run_client({"mode": "parse", "config": str(config)}, self.folder)
             self.parse.append({"size": size, "format": kind, **result})
 
+    def measure_pressure(self) -> None:
+        """Run a no-change plan against a rate-limited Jira: the 429s it served, past the first."""
+        size = self.options.pressure_size
+        with SimProcess("jira", latency=self.rtt) as sim:
+            sim.call("limit", capacity=PRESSURE_BUCKET, fill_per_second=PRESSURE_FILL)
+            self.measure("pressure", size, "file", "jira", sim, None)
+            # The yardstick: a bare loop that does not pace, against the same bucket once full again.
+            time.sleep(PRESSURE_BUCKET / PRESSURE_FILL)
+            sim.call("clear")
+            bare = SYSTEMS["jira"].bare
+            job = {
+                "mode": "bare",
+                "url": sim.url + bare.page,
+                "headers": bare.headers,
+                "count": 10 * PRESSURE_BUCKET,
+                "concurrency": self.options.concurrency,
+                "refusals_ok": True,
+            }
+            unpaced = run_client(job, self.folder)
+            self.runs[-1]["unpaced"] = {"requests": unpaced["requests"], "statuses": unpaced["statuses"]}
+
     # -- everything ------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -192,12 +238,17 @@ class Bench:
                     for target in opts.targets:
                         with SimProcess(target, latency=self.rtt) as sim:
                             for scenario in [s for s in SCENARIOS if s in opts.scenarios]:
+                                if scenario == "pressure":
+                                    continue  # once, at its own size (measure_pressure)
                                 if scenario == "first" and size > opts.first_max:
                                     continue
                                 self.measure(scenario, size, source, target, sim, idp)
                 finally:
                     if idp is not None:
                         idp.stop()
+        if "pressure" in opts.scenarios:
+            self.say(f"{opts.pressure_size} people, file -> jira behind a token bucket: {TITLES['pressure']}")
+            self.measure_pressure()
 
 
 def _list(kind: type, choices: Sequence[str] | None = None) -> Any:
@@ -232,6 +283,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "15 to 30 minutes a target today)",
     )
     parser.add_argument("--bare-count", type=int, default=400, help="requests of each bare loop")
+    parser.add_argument(
+        "--pressure-size",
+        type=int,
+        default=1000,
+        help=f"people of the rate-limited run (default 1000: 548 requests through a bucket of "
+        f"{PRESSURE_BUCKET} refilled at {PRESSURE_FILL:g} a second)",
+    )
     parser.add_argument(
         "--no-parse", dest="parse", action="store_false", help="skip the file-source parse timing"
     )

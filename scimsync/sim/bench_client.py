@@ -109,19 +109,33 @@ def run_bare(job: dict[str, Any]) -> dict[str, Any]:
     session.mount("http://", adapter)
     session.headers.update(job["headers"])
 
+    statuses: Counter[int] = Counter()
+    counting = threading.Lock()
+
     def one(_: int) -> int:
         response = session.get(job["url"], timeout=30)
+        with counting:
+            statuses[response.status_code] += 1
+        if job.get("refusals_ok") and response.status_code == 429:
+            return len(response.content)  # the unpaced loop of the pressure scenario
         response.raise_for_status()
         response.json()
         return len(response.content)
 
     one(0)  # connect first: the loop measures requests, not the connection set-up
+    statuses.clear()
     cpu, started = _cpu(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=job["concurrency"]) as pool:
         sizes = list(pool.map(one, range(job["count"])))
     wall, spent = time.perf_counter() - started, _cpu() - cpu
     session.close()
-    return {"wall": wall, "cpu": spent, "requests": len(sizes), "bytes": sum(sizes) / len(sizes)}
+    return {
+        "wall": wall,
+        "cpu": spent,
+        "requests": len(sizes),
+        "bytes": sum(sizes) / len(sizes),
+        "statuses": {str(code): n for code, n in sorted(statuses.items())},
+    }
 
 
 def run_parse(job: dict[str, Any]) -> dict[str, Any]:

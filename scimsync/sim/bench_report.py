@@ -6,7 +6,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from scimsync.sim.bench_targets import LABELS, TITLES, targets
+from scimsync.sim import bench_targets
+from scimsync.sim.bench_targets import LABELS, targets
+
+TITLES = {**bench_targets.TITLES, "pressure": "no-change plan, rate-limited"}
 
 PREAMBLE = """\
 # Benchmarks
@@ -49,6 +52,10 @@ METHOD = """\
   members, 100 SCIM users), each decoded as JSON. *Bare* prices the run's own mix: its
   reads as bare pages, its writes as bare small answers. *Engine* is the CPU time of
   scoping, mapping, diff and guards (thread CPU time of those functions) per person.
+- **Pressure.** The rate-limited run is a no-change plan against a Jira behind a token
+  bucket per user (`sim/ratelimit.py`, the five headers of atlassian §1.11, 429 when it is
+  empty). Its 429s are counted by the bucket; its limit is the larger of the round-trip
+  limit and the time the bucket takes to refill for the requests it does not hold.
 - **Caveat.** The machine's cores are shared: the simulator's CPU (`sim_cpu_s` in the
   JSON) competes with the client's when a simulator works hard (Confluence's simulator
   sorts a group on every member page; its walls at large sizes include that).
@@ -113,7 +120,34 @@ def add_figures(data: dict[str, Any]) -> None:
         bare = next(
             (b for b in data["bare"] if (b["size"], b["target"]) == (run["size"], run["target"])), None
         )
+        if run["scenario"] == "pressure":
+            bare = None  # its CPU is not priced: its walls are the bucket's
         run["figures"] = derive(run, bare, concurrency=meta["concurrency"], rtt=meta["latency_ms"] / 1000)
+
+
+def pressure(data: dict[str, Any]) -> list[list[str]]:
+    """Return the target row of the rate-limited run (issue 12 item 4): no 429 after the first."""
+    rows = []
+    for run in [r for r in data["runs"] if r["scenario"] == "pressure"]:
+        f, bucket = run["figures"], run["rate_limit"]
+        after_first = max(0, run["refused"] - 1)
+        measured = (
+            f"{run['refused']:,} 429s in {f['requests']:,} requests ({after_first:,} after the first); "
+            f"bucket {bucket['bucket']}, refilled at {bucket['fill_per_second']:g} / s; "
+            f"wall {f['wall_s']:.2f} s vs limit {f['limit_s']:.2f} s"
+        )
+        unpaced = run.get("unpaced")
+        if unpaced:
+            measured += (
+                f"; an unpaced `requests` loop at concurrency {data['meta']['concurrency']}: "
+                f"{unpaced['statuses'].get('429', 0):,} of {unpaced['requests']:,} refused"
+            )
+        verdict = "met" if after_first == 0 else "**missed**"
+        why = "" if after_first == 0 else f"429s on: {bench_targets.top_endpoints(run)}"
+        rows.append(
+            [f"rate-limited run ({run['size']:,} people): 429s after the first = 0", measured, verdict, why]
+        )
+    return rows
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -204,7 +238,7 @@ def write_markdown(data: dict[str, Any], path: Path, *, json_path: Path) -> None
         "",
         "## Targets",
         "",
-        *table(["Target", "Measured", "Verdict", "Why (from the figures)"], targets(data)),
+        *table(["Target", "Measured", "Verdict", "Why (from the figures)"], targets(data) + pressure(data)),
         "",
         "## Results",
         "",

@@ -3,8 +3,8 @@
 ``SimProcess`` starts one system (``bench_systems.SYSTEMS``) in a child process that serves
 it on loopback (``SimServer``: a thread per connection, so the injected latency does not
 serialize requests) and answers JSON-line commands on its stdin: seed a fresh simulator,
-clear and read the request log, churn an IdP. The server's port never changes: a reseed
-swaps the simulator behind it.
+clear and read the request log, churn an IdP, put a rate limit in front (``sim.ratelimit``).
+The server's port never changes: a reseed swaps the simulator behind it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from scimsync.sim.bench_company import Churn, Person, churn, make_company
 from scimsync.sim.bench_systems import SYSTEMS, System
+from scimsync.sim.ratelimit import RateLimited
 from scimsync.sim.server import SimServer
 
 if TYPE_CHECKING:
@@ -29,14 +30,18 @@ if TYPE_CHECKING:
 
 
 class _Current:
-    """A WSGI app that serves whichever simulator was seeded last."""
+    """A WSGI app that serves whichever simulator was seeded last, behind its rate limit if any."""
 
     def __init__(self, sim: Any) -> None:
         self.sim = sim
+        self.front: RateLimited | None = None
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    def serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         result: Iterable[bytes] = self.sim.app(environ, start_response)
         return result
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return (self.front or self.serve)(environ, start_response)
 
 
 def _cpu() -> float:
@@ -88,14 +93,28 @@ class _Child:
         company = make_company(self.size)
         _okta_churn(self.current.sim, churn(company), {p.id: p for p in company})
 
+    def limit(self, capacity: int | None, fill_per_second: float) -> None:
+        """Put a token bucket in front of the simulator (atlassian §1.11); None takes it away."""
+        front = None
+        if capacity:
+            front = RateLimited(
+                self.current.serve, capacity=capacity, fill_per_second=fill_per_second, latency=self.latency
+            )
+        self.current.front = front
+
     def clear(self) -> None:
         self.current.sim.log.clear()
+        if self.current.front is not None:
+            self.current.front.clear()
         self.cpu_mark = _cpu()
 
     def log(self) -> dict[str, Any]:
         counts: Counter[tuple[str, str, int]] = Counter()
         for entry in self.current.sim.log.entries:
             counts[(entry.method, self.system.endpoint(entry.path), entry.status)] += 1
+        front = self.current.front
+        for (method, path), n in front.refused.items() if front is not None else ():
+            counts[(method, self.system.endpoint(path), 429)] += n  # refused before the app logs it
         rows = [[method, path, status, n] for (method, path, status), n in sorted(counts.items())]
         return {"requests": rows, "cpu": _cpu() - self.cpu_mark}
 
@@ -108,6 +127,8 @@ class _Child:
             return self.clear()
         if command == "log":
             return self.log()
+        if command == "limit":
+            return self.limit(args["capacity"], args["fill_per_second"])
         raise ValueError(f"unknown command {command!r}")
 
 

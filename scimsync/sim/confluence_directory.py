@@ -8,6 +8,9 @@ stores them. Users are keyed by their stable ``userKey`` (§2.3, §6).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from scimsync.sim.jira_directory import WatchedSet, changed, revision
 
 ADMIN_GROUP = "confluence-administrators"
 DEFAULT_GROUP = "confluence-users"
@@ -32,13 +35,24 @@ class ConfluenceUser:
     active: bool = True
     read_only: bool = False
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("name", "number"):  # member lists are ordered by name, /user/list by number
+            changed()
+        super().__setattr__(name, value)
+
 
 @dataclass
 class ConfluenceGroup:
     """One group: its lower-case name and the keys of its members (no nesting in the sim)."""
 
     name: str
-    members: set[str] = field(default_factory=set)
+    members: set[str] = field(default_factory=WatchedSet)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "members":  # a set put in place later is watched too
+            changed()
+            value = value if isinstance(value, WatchedSet) else WatchedSet(value)
+        super().__setattr__(name, value)
 
 
 class ConfluenceDirectory:
@@ -51,6 +65,11 @@ class ConfluenceDirectory:
         self.tokens: dict[str, str] = {}  # personal access token -> user key
         self._by_name: dict[str, str] = {}
         self._next = 1
+        # Kept until anything changes (``revision``): a page costs no sort of its whole list.
+        self._by_creation: tuple[int, list[ConfluenceUser]] = (-1, [])
+        self._sorted: dict[str, tuple[int, list[ConfluenceUser]]] = {}  # group -> members by name
+        # (base URL, email shown, status shown, user key) -> (the fields shown, the user's JSON)
+        self.encoded: dict[tuple[str, bool, bool, str], tuple[tuple[Any, ...], str]] = {}
 
     # -- users --------------------------------------------------------------
 
@@ -69,12 +88,14 @@ class ConfluenceDirectory:
         self._next += 1
         key = f"8a80cb81{number:024x}"
         user = ConfluenceUser(key, name, email, display_name, number, active=active, read_only=read_only)
+        changed()
         self.users[key] = user
         self._by_name[fold(name)] = key
         return user
 
     def delete_user(self, user: ConfluenceUser) -> None:
         """Remove a user, its memberships and its credentials."""
+        changed()
         del self.users[user.key]
         del self._by_name[fold(user.name)]
         for group in self.groups.values():
@@ -89,7 +110,23 @@ class ConfluenceDirectory:
         Confluence documents no order for /user/list (§2.6); creation order, unlike
         username order, does not hide paging mistakes behind an alphabetical accident.
         """
-        return sorted(self.users.values(), key=lambda u: u.number)
+        cached = self._by_creation
+        if cached[0] == revision():
+            return cached[1]
+        now = revision()
+        found = sorted(self.users.values(), key=lambda u: u.number)
+        self._by_creation = (now, found)
+        return found
+
+    def sorted_members(self, group: ConfluenceGroup) -> list[ConfluenceUser]:
+        """Return the members of ``group`` by lower-cased username; the caller must not change the list."""
+        cached = self._sorted.get(group.name)
+        if cached is not None and cached[0] == revision():
+            return cached[1]
+        now = revision()
+        found = sorted((self.users[k] for k in group.members), key=lambda u: u.name.lower())
+        self._sorted[group.name] = (now, found)
+        return found
 
     # -- groups -------------------------------------------------------------
 
@@ -101,12 +138,14 @@ class ConfluenceDirectory:
         """Create an empty group, its name lower-cased."""
         if fold(name) in self.groups:
             raise ValueError(f"group {name!r} already exists")
+        changed()  # a group made again under a deleted one's name starts empty
         group = ConfluenceGroup(fold(name))
         self.groups[group.name] = group
         return group
 
     def delete_group(self, group: ConfluenceGroup) -> None:
         """Remove a group (its members stay users)."""
+        changed()
         del self.groups[group.name]
 
     def groups_of(self, user: ConfluenceUser) -> list[ConfluenceGroup]:

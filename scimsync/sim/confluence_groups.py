@@ -12,7 +12,7 @@ from scimsync.sim.confluence_common import (
     group_json,
     json_response,
     page,
-    user_json,
+    user_page,
 )
 
 GROUP_PAGE_DEFAULT = 200  # [U] §8 item 5: the documented default of /group and /group/{g}/member
@@ -36,8 +36,8 @@ def group_members(ctx: Ctx) -> Response:
     """GET /group/{groupName}/member: direct members by username, disabled ones too (§2.6)."""
     group = ctx.named_group(ctx.params["group"])
     start, limit = ctx.page_args(GROUP_PAGE_DEFAULT)
-    users = sorted((ctx.directory.users[k] for k in group.members), key=lambda u: u.name.lower())
-    return page(ctx, users, start, limit, user_json)
+    users = ctx.directory.sorted_members(group)  # sorted once per change, not per page (issue 12)
+    return user_page(ctx, users, start, limit)
 
 
 def _check_group_name(name: object) -> str:

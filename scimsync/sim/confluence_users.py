@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from werkzeug.wrappers import Response
 
-from scimsync.sim.confluence_common import Ctx, group_json, json_response, page, user_json
+from scimsync.sim.confluence_common import Ctx, group_json, json_response, page, user_json, user_page
 
 # §2.6: the doc table says 100, its text 200; the smaller one, so a client that omits
 # the limit and assumes 200 finds out here.
@@ -34,11 +34,11 @@ def member_of(ctx: Ctx) -> Response:
 def list_users(ctx: Ctx) -> Response:
     """GET /user/list: every registered user, disabled and unlicensed ones too (8.4+, §2.6)."""
     start, limit = ctx.page_args(USER_LIST_DEFAULT)
-    return page(ctx, ctx.directory.users_by_creation(), start, limit, user_json)
+    return user_page(ctx, ctx.directory.users_by_creation(), start, limit)
 
 
 def list_active_users(ctx: Ctx) -> Response:
     """GET /admin/users/list/active: licensed active users only (9.3+, §2.6)."""
     start, limit = ctx.page_args(ACTIVE_LIST_DEFAULT)
     licensed = [u for u in ctx.directory.users_by_creation() if ctx.directory.is_licensed(u)]
-    return page(ctx, licensed, start, limit, user_json)
+    return user_page(ctx, licensed, start, limit)

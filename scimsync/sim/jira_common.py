@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ class Ctx:
     version: tuple[int, ...]
     params: dict[str, str] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def base(self) -> str:
         """Return the base URL the client used, context path included."""
         return str(self.request.root_url).rstrip("/")
@@ -171,6 +172,32 @@ def user_bean(
     }
     bean["expand"] = "groups,applicationRoles"
     return bean
+
+
+def summary_json(directory: JiraDirectory, user: JiraUser, base: str) -> str:
+    """Return the summary bean of ``user`` (list, search and member pages) as JSON text.
+
+    Kept per base URL and user while the fields it shows stay the same, so that a page
+    costs joining its users' texts, not building and encoding each bean again (issue 12).
+    """
+    shown = (user.name, user.email, user.display_name, user.active)
+    cache_key = (base, user.key)
+    cached = directory.encoded.get(cache_key)
+    if cached is not None and cached[0] == shown:
+        return cached[1]
+    text = json.dumps(user_bean(directory, user, base, summary=True))
+    directory.encoded[cache_key] = (shown, text)
+    return text
+
+
+def values_response(head: Mapping[str, Any] | None, values: Iterable[str]) -> Response:
+    """Return ``head`` plus a last field ``values``, the JSON texts ``values``; no head: a bare array."""
+    array = "[" + ", ".join(values) + "]"
+    if head is None:
+        return Response(array, status=200, content_type=JSON_TYPE)
+    text = json.dumps(head)
+    text = text[:-1] + (", " if head else "") + '"values": ' + array + "}"
+    return Response(text, status=200, content_type=JSON_TYPE)
 
 
 def group_bean(directory: JiraDirectory, group: JiraGroup, base: str) -> dict[str, Any]:

@@ -20,11 +20,17 @@ _changes = itertools.count()
 _revision = [next(_changes)]
 
 
-def _changed() -> None:
+def changed() -> None:
+    """Note a change that may alter a list's content or order (the Confluence simulator's too)."""
     _revision[0] = next(_changes)
 
 
-class _MemberSet(set[str]):
+def revision() -> int:
+    """Return the number of the last change: a cache made at this number is still good."""
+    return _revision[0]
+
+
+class WatchedSet(set[str]):
     """A set that counts its changes: seeding, handlers and tests edit member sets directly.
 
     ``group.members |= more`` is seen too: augmented assignment to an attribute ends in
@@ -33,47 +39,47 @@ class _MemberSet(set[str]):
 
     def add(self, element: str) -> None:
         """Add a member."""
-        _changed()
+        changed()
         super().add(element)
 
     def discard(self, element: object) -> None:
         """Remove a member if present."""
-        _changed()
+        changed()
         super().discard(element)
 
     def remove(self, element: str) -> None:
         """Remove a member; KeyError when absent."""
-        _changed()
+        changed()
         super().remove(element)
 
     def pop(self) -> str:
         """Remove and return any member."""
-        _changed()
+        changed()
         return super().pop()
 
     def clear(self) -> None:
         """Remove every member."""
-        _changed()
+        changed()
         super().clear()
 
     def update(self, *others: Iterable[str]) -> None:
         """Add the members of ``others``."""
-        _changed()
+        changed()
         super().update(*others)
 
     def difference_update(self, *others: Iterable[object]) -> None:
         """Remove the members of ``others``."""
-        _changed()
+        changed()
         super().difference_update(*others)
 
     def intersection_update(self, *others: Iterable[object]) -> None:
         """Keep only the members also in ``others``."""
-        _changed()
+        changed()
         super().intersection_update(*others)
 
     def symmetric_difference_update(self, other: Iterable[str]) -> None:
         """Keep the members in exactly one of this set and ``other``."""
-        _changed()
+        changed()
         super().symmetric_difference_update(other)
 
 
@@ -95,7 +101,7 @@ class JiraUser:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in ("name", "active"):  # member lists are ordered by name and filtered on active
-            _changed()
+            changed()
         super().__setattr__(name, value)
 
 
@@ -104,13 +110,13 @@ class JiraGroup:
     """One group: direct members (user keys) and nested child groups (folded names)."""
 
     name: str
-    members: set[str] = field(default_factory=_MemberSet)
-    children: set[str] = field(default_factory=_MemberSet)
+    members: set[str] = field(default_factory=WatchedSet)
+    children: set[str] = field(default_factory=WatchedSet)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in ("members", "children"):  # a set put in place later is watched too
-            _changed()
-            value = value if isinstance(value, _MemberSet) else _MemberSet(value)
+            changed()
+            value = value if isinstance(value, WatchedSet) else WatchedSet(value)
         super().__setattr__(name, value)
 
 
@@ -143,6 +149,11 @@ class JiraDirectory:
         self._next_id = 10000
         # (folded group name, inactive included) -> (revision, members sorted by folded name)
         self._sorted: dict[tuple[str, bool], tuple[int, list[JiraUser]]] = {}
+        # (revision, users by key number, their key numbers): the order of /user/list and search
+        self._by_number: tuple[int, list[JiraUser], list[int]] = (-1, [], [])
+        # (base URL, user key) -> (the fields it shows, its summary bean as JSON): see jira_common
+        self.encoded: dict[tuple[str, str], tuple[tuple[Any, ...], str]] = {}
+        self._groups_of: dict[str, tuple[int, list[JiraGroup]]] = {}  # user key -> (revision, groups)
 
     # -- users --------------------------------------------------------------
 
@@ -160,7 +171,7 @@ class JiraDirectory:
         key = f"JIRAUSER{self._next_id}"
         self._next_id += 1
         user = JiraUser(key, name, email, display_name, active=active, read_only=read_only)
-        _changed()
+        changed()
         self.users[key] = user
         self._by_name[fold(name)] = key
         return user
@@ -173,7 +184,7 @@ class JiraDirectory:
 
     def delete_user(self, user: JiraUser) -> None:
         """Remove a user, its memberships and its credentials."""
-        _changed()
+        changed()
         del self.users[user.key]
         del self._by_name[fold(user.name)]
         for group in self.groups.values():
@@ -189,7 +200,22 @@ class JiraDirectory:
         stand-in as any, and unlike username order it does not hide a user that sorts
         after a cut window's prefix.
         """
-        return sorted(self.users.values(), key=lambda u: int(u.key.removeprefix("JIRAUSER")))
+        return self.users_by_number()[0]
+
+    def users_by_number(self) -> tuple[list[JiraUser], list[int]]:
+        """Return every user by key number, and those numbers (for a bisect).
+
+        Kept until anything changes (``revision``): a page of /user/list or a search costs
+        no sort of the whole directory. The caller must not change the lists.
+        """
+        cached = self._by_number
+        if cached[0] == revision():
+            return cached[1], cached[2]
+        now = revision()
+        found = sorted(self.users.values(), key=lambda u: int(u.key.removeprefix("JIRAUSER")))
+        numbers = [int(u.key.removeprefix("JIRAUSER")) for u in found]
+        self._by_number = (now, found, numbers)
+        return found, numbers
 
     # -- groups -------------------------------------------------------------
 
@@ -202,14 +228,14 @@ class JiraDirectory:
         if fold(name) in self.groups:
             raise ValueError(f"group {name!r} already exists")
         group = JiraGroup(name)
-        _changed()
+        changed()
         self.groups[fold(name)] = group
         return group
 
     def delete_group(self, group: JiraGroup) -> None:
         """Remove a group, its nesting links and its place in application roles."""
         folded = fold(group.name)
-        _changed()
+        changed()
         del self.groups[folded]
         for other in self.groups.values():
             other.children.discard(folded)
@@ -231,17 +257,17 @@ class JiraDirectory:
     def sorted_members(self, group: JiraGroup, *, include_inactive: bool) -> list[JiraUser]:
         """Return the effective members (§1.8) by folded username, inactive ones on request.
 
-        Kept until anything changes (``_revision``), so that paging through a group of
+        Kept until anything changes (``revision``), so that paging through a group of
         10,000 costs one sort, not one per page of 50. The caller must not change the list.
         """
         cache_key = (fold(group.name), include_inactive)
         cached = self._sorted.get(cache_key)
-        if cached is not None and cached[0] == _revision[0]:
+        if cached is not None and cached[0] == revision():
             return cached[1]
-        revision = _revision[0]
+        now = revision()
         users = (self.users[k] for k in self.effective_members(group))
         found = sorted((u for u in users if u.active or include_inactive), key=lambda u: fold(u.name))
-        self._sorted[cache_key] = (revision, found)
+        self._sorted[cache_key] = (now, found)
         return found
 
     def _closure(self, group: JiraGroup) -> list[JiraGroup]:
@@ -258,7 +284,20 @@ class JiraDirectory:
         return found
 
     def groups_of(self, user: JiraUser) -> list[JiraGroup]:
-        """Return the groups a user belongs to, directly or through nesting, by name."""
+        """Return the groups a user belongs to, directly or through nesting, by name.
+
+        Kept until anything changes (``revision``): the admin check of every request asks
+        for the caller's groups, which would otherwise scan every group each time.
+        """
+        cached = self._groups_of.get(user.key)
+        if cached is not None and cached[0] == revision():
+            return list(cached[1])
+        now = revision()
+        groups = self._groups_of_now(user)
+        self._groups_of[user.key] = (now, groups)
+        return list(groups)
+
+    def _groups_of_now(self, user: JiraUser) -> list[JiraGroup]:
         found = {n for n, g in self.groups.items() if user.key in g.members}
         grew = True
         while grew:  # walk up: a parent of a group the user is in also counts

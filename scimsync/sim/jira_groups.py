@@ -8,7 +8,15 @@ from urllib.parse import quote
 
 from werkzeug.wrappers import Response
 
-from scimsync.sim.jira_common import Ctx, JiraError, empty_response, group_bean, json_response, user_bean
+from scimsync.sim.jira_common import (
+    Ctx,
+    JiraError,
+    empty_response,
+    group_bean,
+    json_response,
+    summary_json,
+    values_response,
+)
 from scimsync.sim.jira_directory import AppRole, JiraDirectory, fold
 
 MEMBER_PAGE_MAX = 50  # §1.8: group/member never answers more than 50 per page
@@ -70,8 +78,7 @@ def group_members(ctx: Ctx) -> Response:
             f"&startAt={start_at + max_results}&maxResults={max_results}"
         )
     result |= {"maxResults": max_results, "startAt": start_at, "total": len(users), "isLast": is_last}
-    result["values"] = [user_bean(ctx.directory, u, ctx.base, summary=True) for u in page]
-    return json_response(result)
+    return values_response(result, [summary_json(ctx.directory, u, ctx.base) for u in page])
 
 
 def add_member(ctx: Ctx) -> Response:

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import re
 from typing import Any
 
 from werkzeug.wrappers import Response
 
-from scimsync.sim.jira_common import Ctx, JiraError, empty_response, json_response, user_bean
+from scimsync.sim.jira_common import (
+    Ctx,
+    JiraError,
+    empty_response,
+    json_response,
+    summary_json,
+    user_bean,
+    values_response,
+)
 from scimsync.sim.jira_directory import JiraDirectory, JiraUser, fold
 
 # §1.3: the UserWrite bean; anything else is refused by Jackson.
@@ -196,10 +205,6 @@ def _decode_cursor(cursor: str) -> int:
         raise JiraError(400, [f"The cursor '{cursor}' is not valid."]) from None
 
 
-def _key_number(user: JiraUser) -> int:
-    return int(user.key.removeprefix("JIRAUSER"))
-
-
 def list_users(ctx: Ctx) -> Response:
     """GET /user/list: cursor pages of every user, active or not, without groups (§1.7)."""
     max_results = ctx.int_arg("maxResults", LIST_MAX)
@@ -208,16 +213,16 @@ def list_users(ctx: Ctx) -> Response:
     max_results = min(max_results, LIST_MAX)
     cursor = ctx.arg("cursor")
     after = _decode_cursor(cursor) if cursor else -1
-    rest = sorted((u for u in ctx.directory.users.values() if _key_number(u) > after), key=_key_number)
-    page = rest[:max_results]
-    is_last = len(rest) <= max_results
+    users, numbers = ctx.directory.users_by_number()  # no sort per page (issue 12)
+    at = bisect.bisect_right(numbers, after)
+    page = users[at : at + max_results]
+    is_last = at + max_results >= len(users)
     result: dict[str, Any] = {"self": ctx.request.url, "maxResults": max_results, "isLast": is_last}
     if not is_last:
         next_cursor = _encode_cursor(page[-1])
         result["nextCursor"] = next_cursor
         result["nextPage"] = f"{ctx.base}/rest/api/2/user/list?cursor={next_cursor}&maxResults={max_results}"
-    result["values"] = [user_bean(ctx.directory, u, ctx.base, summary=True) for u in page]
-    return json_response(result)
+    return values_response(result, [summary_json(ctx.directory, u, ctx.base) for u in page])
 
 
 def _matches(user: JiraUser, query: str) -> bool:
@@ -250,4 +255,4 @@ def search_users(ctx: Ctx) -> Response:
     # JRASERVER-65089 / JRASERVER-78660: the window is cut before startAt applies.
     window = found[: 1000 if ctx.version < (10,) else 100]
     page = window[start_at : start_at + min(max_results, SEARCH_MAX)]
-    return json_response([user_bean(ctx.directory, u, ctx.base, summary=True) for u in page])
+    return values_response(None, [summary_json(ctx.directory, u, ctx.base) for u in page])

@@ -178,10 +178,7 @@ class OktaSim:
     def delete_user(self, user: str) -> None:
         """Delete a user for good: it leaves every list and group (§1.4)."""
         with self._lock:
-            found = self._find_user(user)
-            del self.directory.users[found.id]
-            for group in self.directory.groups.values():
-                group.members.pop(found.id, None)
+            self.directory.remove_user(self._find_user(user).id)
 
     def seed_company(self, people: Iterable[Mapping[str, Any]]) -> None:
         """Create users and groups from scimsync.sim.company.make_people() records.
@@ -226,6 +223,15 @@ class OktaSim:
         return found if found is not None else self._find_group(self.add_group(name))
 
     # -- faults --------------------------------------------------------------
+
+    def on_request(self, hook: Callable[[str, Mapping[str, str]], None]) -> None:
+        """Call ``hook(path, query)`` before each API request is served, outside the lock.
+
+        The hook may change the org (to race a client's read), wait, or raise an OktaError
+        (scimsync.sim.okta_common) to answer the request with that error instead.
+        """
+        with self._lock:
+            self.api.hooks.append(hook)
 
     def fail_page(
         self,

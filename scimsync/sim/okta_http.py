@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +74,8 @@ class OktaApi:
         self.clock = clock
         self.tokens: dict[str, Token] = {}
         self.page_faults: list[PageFault] = []
+        # Called with (path, query) before a request is served, outside the lock (OktaSim.on_request).
+        self.hooks: list[Callable[[str, Mapping[str, str]], None]] = []
         self._lock = lock
         self._pages: dict[PageKey, int] = {}
         self._serial = 0
@@ -117,6 +119,11 @@ class OktaApi:
         except HTTPException:
             return self._error(OktaError(404, NOT_FOUND, request.path, "Resource"), serial)
         handler, bucket, permission = self._routes[endpoint]
+        try:
+            for hook in list(self.hooks):
+                hook(request.path, request.args)
+        except OktaError as refused:
+            return self._error(refused, serial)
         with self._lock:
             try:
                 if crowded:  # §1.8: past the concurrency limit both counts read 0, Reset is a guess

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Callable, Collection, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ from scimsync.sim.okta_common import (
     json_response,
 )
 from scimsync.sim.okta_query import GROUP_FILTER, GROUP_SEARCH, USER_FILTER, USER_SEARCH, compile_expression
-from scimsync.sim.okta_state import OktaDirectory, SimGroup, SimUser, group_json, user_json
+from scimsync.sim.okta_state import OktaDirectory, SimGroup, SimUser, filter_view, group_json, user_json
 
 T = TypeVar("T")
 
@@ -93,7 +94,7 @@ def _page(
     *,
     by_id: bool = True,
 ) -> Response:
-    """Answer one page with its ``self`` and ``next`` links, two separate headers (§1.3, §9)."""
+    """Answer the page of ``items`` after the cursor (items in id order unless not ``by_id``)."""
     start = 0
     after = ctx.arg("after")
     if after is not None:
@@ -106,11 +107,30 @@ def _page(
         else:
             raise OktaError(400, INVALID_SEARCH, causes=["after: the cursor's item is gone"])
     chunk = items[start : start + limit]
-    response = json_response([render(item) for item in chunk])
+    return _answer(ctx, [render(item) for item in chunk], limit, ident(chunk[-1]) if chunk else "")
+
+
+def _scan_users(ctx: Ctx, keep: Callable[[SimUser], bool], limit: int) -> Response:
+    """Page the users ``keep`` selects in id order, looking only as far as the page reaches."""
+    users, ids = ctx.directory.users_by_id()
+    after = ctx.arg("after")
+    start = 0 if after is None else bisect.bisect_right(ids, decode_cursor(after))
+    chunk: list[SimUser] = []
+    for user in itertools.islice(users, start, None):
+        if keep(user):
+            chunk.append(user)
+            if len(chunk) == limit:
+                break
+    return _answer(ctx, [user_json(u, ctx.base) for u in chunk], limit, chunk[-1].id if chunk else "")
+
+
+def _answer(ctx: Ctx, rendered: list[dict[str, Any]], limit: int, last_id: str) -> Response:
+    """Answer one page with its ``self`` and ``next`` links, two separate headers (§1.3, §9)."""
+    response = json_response(rendered)
     response.headers.add("link", f'<{ctx.request.url}>; rel="self"')
     # A full page gets a next link even when nothing follows: the client meets an empty page.
-    if len(chunk) == limit:
-        cursor = encode_cursor(ident(chunk[-1]))
+    if len(rendered) == limit:
+        cursor = encode_cursor(last_id)
         query = {**{k: v for k, v in ctx.request.args.items() if k != "after"}, "after": cursor}
         query["limit"] = str(limit)
         link = f"{ctx.base}{ctx.request.path}?{urlencode(query, quote_via=quote)}"
@@ -126,6 +146,10 @@ def _json_page(ctx: Ctx, items: list[dict[str, Any]], limit: int, *, by_id: bool
 
 def _user_page(ctx: Ctx, users: list[SimUser], limit: int) -> Response:
     return _page(ctx, users, limit, lambda u: user_json(u, ctx.base), lambda u: u.id)
+
+
+def _live(user: SimUser) -> bool:
+    return user.status != "DEPROVISIONED"
 
 
 def _one_of(ctx: Ctx, names: tuple[str, ...]) -> None:
@@ -162,19 +186,20 @@ def list_users(ctx: Ctx) -> Response:
     if q is not None:
         ctx.no_paging()
         limit = ctx.limit(10, ctx.max_page)  # with q the default is 10 (§1.4)
-        hits = [u for u in users if u.status != "DEPROVISIONED" and _starts(u, q.lower())]
+        hits = [u for u in users if _live(u) and _starts(u, q.lower())]
         return json_response([user_json(u, ctx.base) for u in hits[:limit]])
     limit = ctx.limit(200, ctx.max_page)
     expression, search = ctx.arg("filter"), ctx.arg("search")
     if expression is not None:
-        keep = compile_expression(expression, USER_FILTER)
-        return _user_page(ctx, [u for u in users if keep(user_json(u, ctx.base))], limit)
+        # `filter` reads the store itself (no lag, §1.4); it names only what filter_view holds.
+        match = compile_expression(expression, USER_FILTER)
+        return _scan_users(ctx, lambda u: match(filter_view(u)), limit)
     if search is not None:
         keep = compile_expression(search, USER_SEARCH)
         items = [j for j in (_indexed(ctx, u) for u in users) if j is not None and keep(j)]
         items, by_id = _sorted(ctx, items)
         return _json_page(ctx, items, limit, by_id=by_id)
-    return _user_page(ctx, [u for u in users if u.status != "DEPROVISIONED"], limit)
+    return _scan_users(ctx, _live, limit)
 
 
 def _starts(user: SimUser, prefix: str) -> bool:

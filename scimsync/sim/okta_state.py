@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,13 +69,21 @@ def user_json(user: SimUser, base: str) -> dict[str, Any]:
         "lastUpdated": iso(user.last_updated),
         "passwordChanged": iso(user.password_changed),
         "type": {"id": "otySIMdefault00000001"},
-        "profile": copy.deepcopy(user.profile),
+        # A copy: the caller may keep it (the search index). The sim replaces a changed
+        # profile whole (change_user), never a value inside it, so one level is enough.
+        "profile": dict(user.profile),
         "credentials": {"provider": {"type": "OKTA", "name": "OKTA"}},
         "_links": {"self": {"href": f"{base}/api/v1/users/{user.id}"}},
     }
     if user.transitioning:
         body["transitioningToStatus"] = user.transitioning
     return {k: v for k, v in body.items() if v is not None}
+
+
+def filter_view(user: SimUser) -> dict[str, Any]:
+    """Return what a ``filter`` on users may name (idp-apis §1.4), without rendering the whole user."""
+    updated = iso(user.last_updated)
+    return {"id": user.id, "status": user.status, "lastUpdated": updated, "profile": user.profile}
 
 
 def group_json(group: SimGroup, base: str, *, members: int | None = None) -> dict[str, Any]:
@@ -106,6 +113,7 @@ class OktaDirectory:
         self.groups: dict[str, SimGroup] = {}
         self.deprovisioned_members = deprovisioned_members
         self._serial = 0
+        self._sorted: tuple[int, list[SimUser], list[str]] | None = None  # (len(users), users, ids)
         if everyone:
             now = clock()
             self.groups[EVERYONE_ID] = SimGroup(EVERYONE_ID, "Everyone", "BUILT_IN", now, now, now)
@@ -120,6 +128,7 @@ class OktaDirectory:
             raise ValueError(f"user {user.id} / {user.profile.get('login')!r} already exists")
         self.users[user.id] = user
         self._by_login[_login(user)] = user.id
+        self._sorted = None
 
     def find_user(self, id_or_login: str) -> SimUser | None:
         """Return a user by id or by login (compared ignoring case), or None."""
@@ -138,15 +147,31 @@ class OktaDirectory:
         )
 
     def sorted_users(self) -> list[SimUser]:
-        return sorted(self.users.values(), key=lambda u: u.id)
+        return self.users_by_id()[0]
+
+    def users_by_id(self) -> tuple[list[SimUser], list[str]]:
+        """Return the users in id order and their ids (kept until a user is added or removed)."""
+        cached = self._sorted
+        if cached is None or cached[0] != len(self.users):
+            users = sorted(self.users.values(), key=lambda u: u.id)
+            cached = self._sorted = (len(self.users), users, [u.id for u in users])
+        return cached[1], cached[2]
+
+    def remove_user(self, user_id: str) -> None:
+        """Delete a user for good, from the directory and from every group."""
+        del self.users[user_id]
+        self._sorted = None
+        for group in self.groups.values():
+            group.members.pop(user_id, None)
 
     def sorted_groups(self) -> list[SimGroup]:
         return sorted(self.groups.values(), key=lambda g: g.id)
 
     def member_ids(self, group: SimGroup) -> list[str]:
         """Return a group's members in id order; Everyone (BUILT_IN) holds every user."""
-        ids: Iterable[str] = self.users if group.id == EVERYONE_ID else group.members
-        return sorted(i for i in ids if i in self.users and self._listed(self.users[i]))
+        if group.id == EVERYONE_ID:
+            return [u.id for u in self.users_by_id()[0] if self._listed(u)]
+        return sorted(i for i in group.members if i in self.users and self._listed(self.users[i]))
 
     def groups_of(self, user: SimUser) -> list[SimGroup]:
         """Return the groups a user is a member of, in id order."""

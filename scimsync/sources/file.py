@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import gc
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
@@ -50,6 +51,7 @@ class FileSource:
         # model field -> the file's column (or JSON/YAML key)
         self.column = {f: config.columns.get(f, f) for f in FIELDS}
         self._mapped = frozenset(self.column.values())  # every other column is an attribute
+        self._text_columns = [(f, self.column[f]) for f in FIELDS if f not in ("active", "groups")]
         self._active_words = {w.strip().casefold() for w in config.active_values}
         self._inactive_words = {w.strip().casefold() for w in config.inactive_values}
 
@@ -59,17 +61,37 @@ class FileSource:
         return f"file with {len(users)} user{'' if len(users) == 1 else 's'}"
 
     def read(self, *, progress: Progress = no_progress) -> SourceDirectory:
-        """Read every user record and derive the groups from them."""
+        """Read every user record and derive the groups from them.
+
+        The first reading keeps no JSON line numbers; a file it refuses is read again
+        with them, so that the error names its line.
+        """
+        # The reading builds many small objects and frees none: a cycle collection every
+        # few hundred of them (each one walking everything built so far) would double its time.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            try:
+                users = self._users(lines=False)
+            except ConnectorError:
+                users = self._users(lines=True)
+            directory = _with_groups(users)
+        finally:
+            if collecting:
+                gc.enable()
+        progress("users", len(users), len(users))
+        return directory
+
+    def _users(self, *, lines: bool) -> list[User]:
         users: list[User] = []
         first_seen: dict[str, str] = {}
-        for where, record in self._records():
+        for where, record in self._records(lines=lines):
             user = self._user(where, record)
             if user.id in first_seen:
                 self._fail(where, f"duplicate id '{user.id}' (also in {first_seen[user.id]})")
             first_seen[user.id] = where
             users.append(user)
-        progress("users", len(users), len(users))
-        return _with_groups(users)
+        return users
 
     def close(self) -> None:
         """Release nothing: the file is read whole and closed."""
@@ -83,7 +105,7 @@ class FileSource:
 
     # --- reading the file ---------------------------------------------------------
 
-    def _records(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    def _records(self, *, lines: bool) -> Iterator[tuple[str, Mapping[str, Any]]]:
         suffix = self.path.suffix.lower()
         if suffix not in SUFFIXES:
             self._fail("", f"unsupported file type '{suffix}' (use .csv, .json, .yaml or .yml)")
@@ -98,7 +120,8 @@ class FileSource:
                 self._check_columns(header, "line 1", header=True)
                 yield from rows
             else:
-                records = list(document_records(load_json(text) if suffix == ".json" else load_yaml(text)))
+                data = load_json(text, lines=lines) if suffix == ".json" else load_yaml(text)
+                records = list(document_records(data))
                 if records:
                     seen = dict.fromkeys(k for _, r in records for k in r)
                     self._check_columns(list(seen), "", header=False)
@@ -131,7 +154,11 @@ class FileSource:
     # --- one record -> one user ---------------------------------------------------
 
     def _user(self, where: str, record: Mapping[str, Any]) -> User:
-        text = {f: self._text(where, record, f) for f in FIELDS if f not in ("active", "groups")}
+        text = {}
+        for field, column in self._text_columns:
+            value = record.get(column)
+            # Plain text, the usual case, without the checks of _text.
+            text[field] = value.strip() if type(value) is str else self._text(where, record, field)
         username = text["username"] or text["email"]
         active = self._active(where, record)
         # A leaver whose username and email HR blanked is still a leaver: read them with
@@ -219,14 +246,13 @@ def _with_groups(users: list[User]) -> SourceDirectory:
     spelling: dict[str, str] = {}
     for name in (g for u in users for g in u.groups):
         spelling.setdefault(key(name), name)
-    canonical = [
-        dataclasses.replace(u, groups=tuple(dict.fromkeys(spelling[key(g)] for g in u.groups))) for u in users
-    ]
-    members: dict[str, list[str]] = {k: [] for k in spelling}
-    for user in canonical:
-        for name in user.groups:
-            members[key(name)].append(user.id)
-    groups = tuple(
-        Group(id=spelling[k], name=spelling[k], member_ids=tuple(ids)) for k, ids in members.items()
-    )
+    members: dict[str, list[str]] = {name: [] for name in spelling.values()}  # by the first spelling
+    canonical = []
+    for user in users:
+        names = tuple(dict.fromkeys(spelling[key(g)] for g in user.groups))
+        for name in names:
+            members[name].append(user.id)
+        # Most records already spell every group the first way and list it once.
+        canonical.append(user if names == user.groups else dataclasses.replace(user, groups=names))
+    groups = tuple(Group(id=name, name=name, member_ids=tuple(ids)) for name, ids in members.items())
     return SourceDirectory(users=tuple(canonical), groups=groups)

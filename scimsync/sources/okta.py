@@ -5,9 +5,11 @@ refreshed: a token revoked or expired during a read fails the read with a line s
 to check. The token acts with its admin's privileges; least privilege is the Read-Only
 Administrator role (or a custom admin role that may view users and groups).
 
-Without ``include_groups`` a read is: every user (the plain list, which hides DEPROVISIONED
-users, and ``filter=status eq "DEPROVISIONED"``, §1.4), every group, and each group's
-members, all paged at 200 through the ``next`` links (§1.3), independent lists in parallel.
+Without ``include_groups`` a read is: every user, every group, and each group's members,
+all paged at 200 through the ``next`` links (§1.3), independent lists in parallel. A big org's
+users are read as ``lastUpdated`` ranges in parallel plus a catch-up (``okta_partition``);
+a small one's (or one whose size Everyone does not tell) as the plain list, which hides
+DEPROVISIONED users, and ``filter=status eq "DEPROVISIONED"`` (§1.4).
 With ``include_groups`` only the matching groups' members are read as users (see
 ``OktaReader.scoped``); the engine applies the scoping again, so correctness never depends
 on it. Okta groups do not nest (§1.6): a user's groups are the groups that list it.

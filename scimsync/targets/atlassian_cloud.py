@@ -2,9 +2,10 @@
 
 ``url`` is the directory's SCIM base, ``https://api.atlassian.com/scim/directory/{directoryId}``,
 and the credential a directory API key sent as a bearer token (§3.1). The SCIM client
-is ``ScimTarget``'s, held to what Atlassian documents: pages of at most 100 (§3.4),
-only ``eq`` filters on ``userName`` and ``externalId`` (users) and ``displayName``
-(groups) (§3.4), and its Failure body ``{"error", "traceId"}`` on 401 and 403 (§3.8).
+is ``ScimTarget``'s, held to what Atlassian documents (``FEATURES``: no discovery request
+is sent): pages of at most 100 (§3.4), only ``eq`` filters on ``userName`` and
+``externalId`` (users) and ``displayName`` (groups) (§3.4), and its Failure body
+``{"error", "traceId"}`` on 401 and 403 (§3.8).
 
 Deactivating and deleting: deactivation replaces ``active`` with false (PATCH) and is
 reversible; reactivation sets it back. ``policy.deprovision: delete`` sends
@@ -29,9 +30,15 @@ from scimsync.http.scim import read_error
 from scimsync.models import Capabilities
 from scimsync.targets.scim import ScimTarget
 from scimsync.targets.scim_read import json_body
+from scimsync.targets.scim_service import Features
 from scimsync.targets.scim_write import ScimWriter
 
 PAGE_CAP = 100  # §3.4: "first max 100 users at once"
+# What Atlassian documents, so no run reads the discovery endpoints (three requests saved):
+# PATCH (§3.5), a single `eq` filter (§3.4), at most 100 a page (§3.4), no /Bulk in the
+# endpoint inventory (§3.2), no ETags (none documented), groups (§3.7), a writable userName
+# and `active` (§3.3).
+FEATURES = Features(patch=True, filtering=True, page_size=PAGE_CAP, bulk=False, etag=False)
 # §3.4: a single `eq`, on these attributes only; any other filter is a 400 invalidFilter.
 FILTERS = frozenset({("/Users", "userName"), ("/Users", "externalId"), ("/Groups", "displayName")})
 DELETE_NOTE = (
@@ -69,6 +76,7 @@ class AtlassianCloudTarget(ScimTarget):
     type = "atlassian-cloud"
     label = "Atlassian Cloud directory"
     page_cap = PAGE_CAP
+    documented = FEATURES
     filters = FILTERS
     url_hint = "it must be the directory's SCIM base, https://api.atlassian.com/scim/directory/{directoryId}"
     writer = AtlassianWriter

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
+from scimsync.errors import ConnectorError
 from scimsync.models import Account, Capabilities, TargetDirectory
 
 # Progress callback: (what, done, total or None). The engine never imports rich.
@@ -117,4 +118,60 @@ class BatchMembers(Protocol):
 
     def remove_members(self, group: str, accounts: Sequence[Account]) -> None:
         """Remove every account from a group in one request; non-members are success."""
+        ...
+
+
+@runtime_checkable
+class JoinsOnCreate(Protocol):
+    """Optional: a target whose create can itself put the new account into some groups.
+
+    Jira (reference §1.3, §1.9): granting an application role on create puts the user into
+    the role's default groups, which saves a membership write each. The engine passes the
+    groups the plan puts the new account in; the target joins only groups among them (never
+    one the plan does not show) and returns the account with ``groups`` set to the ones the
+    create itself joined. The plan keeps showing those memberships; apply records them done
+    with the creation. A server that did not add one is caught by the next run's plan.
+    """
+
+    def create_user_in(
+        self,
+        username: str,
+        email: str,
+        display_name: str,
+        *,
+        external_id: str | None = None,
+        groups: Collection[str] = (),
+    ) -> Account:
+        """Create like ``Target.create_user``; the account joins those of ``groups`` the create can give."""
+        ...
+
+
+@runtime_checkable
+class AccountMembers(Protocol):
+    """Optional: a target that adds one account to several groups, then reads its groups back once.
+
+    For a target that reads an account's groups back after each membership write (Confluence,
+    reference §2.7): one read decides all of the account's new memberships. The result has
+    one entry per group, in order: None when the account is a member now, else the error of
+    that membership alone (``add_member``'s, as if it had been sent on its own). An error
+    raised concerns every one of them.
+    """
+
+    def add_groups(self, account: Account, groups: Sequence[str]) -> list[ConnectorError | None]:
+        """Add ``account`` to every one of ``groups``; already a member is success."""
+        ...
+
+
+@runtime_checkable
+class GroupWithMembers(Protocol):
+    """Optional: a target whose group creation can carry the group's first members (SCIM, §3.7).
+
+    The engine then creates a new group after its members' creations, with them, instead of
+    empty and then a request adding them. A refusal raises: the engine then creates the group
+    the plain way (``Target.create_group``) and adds the members; after an unknown outcome it
+    first reads whether the group exists (SPEC §8).
+    """
+
+    def create_group_with(self, name: str, accounts: Sequence[Account]) -> bool:
+        """Create group ``name`` with ``accounts`` as members in one request; True if the answer shows all."""
         ...

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from secrets import token_urlsafe
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +47,8 @@ DELETE_WAIT = 120.0  # seconds a deletion's long task may take (§2.5)
 FIRST_POLL_GAP, MAX_POLL_GAP = 0.5, 10.0
 # §2.4: no upper case (lower-cased before sending), no whitespace, none of \ , + < > ' "
 _BAD_USERNAME = re.compile(r"[\s\\,+<>'\"]")
+# [U] the group Confluence puts every new user in, as the admin UI does (the simulator does).
+DEFAULT_GROUP = "confluence-users"
 
 
 def _sleep(seconds: float) -> None:
@@ -89,6 +92,9 @@ class ConfluenceTarget:
         self._server: tuple[str, tuple[int, ...]] | None = None
         self._sleep, self._clock, self._delete_wait = sleep, clock, delete_wait
         self._identities = Identities(self._reader)  # usernames confirmed in this run (§2.5)
+        # userKey -> the keys of the groups its creation may have given, not yet read (§2.4 [U])
+        self._given: dict[str, frozenset[str]] = {}
+        self._given_lock = threading.Lock()
 
     # -- reads -------------------------------------------------------------------------
 
@@ -209,7 +215,34 @@ class ConfluenceTarget:
         self, username: str, email: str, display_name: str, *, external_id: str | None = None
     ) -> Account:
         """Create an active user with a random password it never learns (SSO); no email is sent (§2.4)."""
+        return self.create_user_in(username, email, display_name, external_id=external_id)
+
+    def create_user_in(
+        self,
+        username: str,
+        email: str,
+        display_name: str,
+        *,
+        external_id: str | None = None,
+        groups: Collection[str] = (),
+    ) -> Account:
+        """Create a user that is to join ``groups``; remember the one Confluence may give by itself.
+
+        [U] Confluence puts a new user into its default user group, confluence-users, as the
+        admin UI does (the simulator does so; §2.4 does not say). Nothing is claimed here:
+        the account's first addition of that group reads the user's groups before writing
+        (``_given``) and writes only if Confluence did not add it, so the membership costs a
+        write only where it is needed and its result is what the read shows.
+        """
         del external_id  # the owner marker here is a group (SPEC §5)
+        given = frozenset(key(g) for g in groups if key(g) == key(DEFAULT_GROUP))
+        account = self._create(username, email, display_name)
+        if given:
+            with self._given_lock:
+                self._given[account.id] = given
+        return account
+
+    def _create(self, username: str, email: str, display_name: str) -> Account:
         name = username.lower()  # §2.4: no upper-case letters
         obj = f"user {name}"
         self._require(self.capabilities().create_user, "create users", obj)
@@ -370,6 +403,8 @@ class ConfluenceTarget:
         self._require(self.capabilities().manage_groups, "change group memberships", obj)
         user, name = segment(self.name, obj, account.username), segment(self.name, obj, group, "group name")
         user_key = self._identities.confirm(account, obj)
+        if method == "PUT" and self._take_given(user_key, [group]) and self._holds(account, user_key, group):
+            return  # the creation gave it (create_user_in): no write
         response = self._send(method, f"/user/{user}/group/{name}", obj)
         # One read decides both ways: a refusal may mean "already so", and a 204 may have done
         # nothing (a write answered success without effect, §2.5; a nested group, §2.7).
@@ -387,6 +422,82 @@ class ConfluenceTarget:
         if wanted and not self.group_exists(group):
             raise NotFoundError(self.name, obj, f"group {group} does not exist ({said})")
         raise self._refused(response, obj)
+
+    def add_groups(self, account: Account, groups: Sequence[str]) -> list[ConnectorError | None]:
+        """Add a user to several groups (§2.7), then read its groups back once: they decide.
+
+        A group the account's creation may have given (``create_user_in``) is not written
+        first: the read decides it too, and only when the user is not in it is it added,
+        on its own, with its own read-back (``_membership``).
+        """
+        objs = [f"membership {account.username} in {g}" for g in groups]
+        self._require(self.capabilities().manage_groups, "change group memberships", objs[0])
+        user = segment(self.name, objs[0], account.username)
+        user_key = self._identities.confirm(account, objs[0])
+        given = self._take_given(user_key, groups)
+        sent: list[requests.Response | ConnectorError | None] = []  # None: not sent (given)
+        for group, obj in zip(groups, objs, strict=True):
+            if key(group) in given:
+                sent.append(None)
+                continue
+            try:
+                name = segment(self.name, obj, group, "group name")
+                sent.append(self._send("PUT", f"/user/{user}/group/{name}", obj))
+            except AuthError:
+                raise
+            except ConnectorError as exc:
+                sent.append(exc)  # the read below tells whether it took all the same
+        now = self._reader.groups(user_key, account.username)
+        if now is None:
+            raise NotFoundError(self.name, objs[0], f"user {account.username} does not exist")
+        held = {key(g) for g in now}
+        results: list[ConnectorError | None] = []
+        for group, obj, answer in zip(groups, objs, sent, strict=True):
+            if key(group) in held:
+                results.append(None)
+            elif answer is None:  # the creation did not give it after all: add it now
+                try:
+                    self._membership("PUT", account, group)
+                    results.append(None)
+                except AuthError:
+                    raise
+                except ConnectorError as exc:
+                    results.append(exc)
+            else:
+                results.append(self._not_added(group, obj, answer))
+        return results
+
+    def _not_added(self, group: str, obj: str, answer: requests.Response | ConnectorError) -> ConnectorError:
+        """Return the error of an addition the groups read back do not show."""
+        if isinstance(answer, ConnectorError):
+            return answer
+        status = answer.status_code
+        if status < 300:
+            still = "the state did not change: still not a member"
+            cause = f"Confluence answered success (HTTP {status}) but {still}"
+            return ConnectorError(self.name, obj, cause)
+        if not self.group_exists(group):
+            return NotFoundError(
+                self.name, obj, f"group {group} does not exist (Confluence answered HTTP {status})"
+            )
+        return self._refused(answer, obj)
+
+    def _take_given(self, user_key: str, groups: Iterable[str]) -> frozenset[str]:
+        """Return (and forget) the keys of ``groups`` the creation of the user may have given."""
+        wanted = {key(g) for g in groups}
+        with self._given_lock:
+            given = self._given.get(user_key, frozenset())
+            taken = given & wanted
+            if given - taken:
+                self._given[user_key] = given - taken
+            else:
+                self._given.pop(user_key, None)
+        return frozenset(taken)
+
+    def _holds(self, account: Account, user_key: str, group: str) -> bool:
+        """Tell whether a read of the user's groups shows ``group``."""
+        groups = self._reader.groups(user_key, account.username)
+        return groups is not None and any(key(g) == key(group) for g in groups)
 
     def close(self) -> None:
         """Release connections."""

@@ -6,6 +6,7 @@ Also who a username names just before a write (``Identities``, §2.5).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import threading
@@ -18,10 +19,11 @@ import requests
 
 from scimsync.errors import ConnectorError, NotFoundError, ResponseError
 from scimsync.http import HttpClient
+from scimsync.http.pagination import Crawl
 from scimsync.models import Account, TargetDirectory, key
 from scimsync.secrets import redact
 from scimsync.targets.base import Progress
-from scimsync.targets.jira_read import server_version
+from scimsync.targets.jira_read import Fields, account_fields, fields_account, fold_members, server_version
 from scimsync.targets.refusals import garbage
 
 API = "/rest/api"
@@ -97,29 +99,36 @@ def _xml_fields(system: str, text: str) -> dict[str, str]:
     return {child.tag.rpartition("}")[2]: (child.text or "").strip() for child in root}
 
 
+def bean_fields(system: str, bean: Any, endpoint: str, *, emails: bool) -> Fields:
+    """Check a Confluence user (§2.3, read with expand=status); return its ``Fields``.
+
+    ``emails``: keep its email.
+    """
+    user_key = bean.get("userKey") if isinstance(bean, dict) else None
+    name = bean.get("username") if isinstance(bean, dict) else None
+    if not (isinstance(user_key, str) and user_key and isinstance(name, str) and name):
+        raise garbage(system, endpoint, "a user without 'userKey' and 'username'")
+    status = bean.get("status")
+    if not isinstance(status, str) or status not in STATUSES:  # a list or object is unhashable
+        raise garbage(system, endpoint, f"user {name} has status {status!r}")
+    email, display = bean.get("email"), bean.get("displayName")
+    return (
+        user_key,
+        name,
+        # §2.2: emails are shown to REST callers from 10.0 only [U field name "email"]. One an
+        # older server sends anyway is dropped: the plan says matching by email is unavailable
+        # there, and an email the capability denies must never adopt an account.
+        email if emails and isinstance(email, str) and email else None,
+        display if isinstance(display, str) else "",
+        STATUSES[status],
+    )
+
+
 def to_account(
     system: str, bean: Any, endpoint: str, groups: frozenset[str] = frozenset(), *, emails: bool
 ) -> Account:
     """Map a Confluence user (§2.3, read with expand=status) to an Account; ``emails``: keep its email."""
-    if not isinstance(bean, dict) or not all(
-        isinstance(bean.get(f), str) and bean[f] for f in ("userKey", "username")
-    ):
-        raise garbage(system, endpoint, "a user without 'userKey' and 'username'")
-    status = bean.get("status")
-    if not isinstance(status, str) or status not in STATUSES:  # a list or object is unhashable
-        raise garbage(system, endpoint, f"user {bean['username']} has status {status!r}")
-    email, display = bean.get("email"), bean.get("displayName")
-    return Account(
-        id=bean["userKey"],
-        username=bean["username"],
-        # §2.2: emails are shown to REST callers from 10.0 only [U field name "email"]. One an
-        # older server sends anyway is dropped: the plan says matching by email is unavailable
-        # there, and an email the capability denies must never adopt an account.
-        email=email if emails and isinstance(email, str) and email else None,
-        display_name=display if isinstance(display, str) else "",
-        active=STATUSES[status],
-        groups=groups,
-    )
+    return fields_account(bean_fields(system, bean, endpoint, emails=emails), groups)
 
 
 def pages(
@@ -173,9 +182,9 @@ def _next(system: str, label: str, body: dict[str, Any], start: int, size: int) 
     return int(given), limit
 
 
-def unseen_usernames(seen: Iterable[Account], wanted: Iterable[tuple[str, str]]) -> list[str]:
-    """Return the wanted usernames no seen account has (one per comparison key)."""
-    names = {key(a.username) for a in seen}
+def unseen_usernames(seen: Iterable[str], wanted: Iterable[tuple[str, str]]) -> list[str]:
+    """Return the wanted usernames no seen username is (one per comparison key)."""
+    names = {key(name) for name in seen}
     missing: dict[str, str] = {}
     for username, _ in wanted:
         if username and key(username) not in names:
@@ -200,55 +209,63 @@ class ConfluenceReader:
         progress: Progress,
         wanted: Iterable[tuple[str, str]] | None = None,
     ) -> TargetDirectory:
-        """Read the users, and the members of each managed group (§7)."""
+        """Read the users, and the members of each managed group (§7).
+
+        No list here has a total (§2.6): each is a chain of next links. The user-list chain
+        and every group's member chain run at once in one bounded pool (``Crawl``), the
+        chains already started going first. ``wanted`` is only iterated below 8.4.
+        """
         version = self._version()
+        emails = version >= EMAILS_SINCE
         managed: dict[str, str] = {}
         for group in managed_groups:
             managed.setdefault(key(group), group)  # keep the configured spelling
-        users: dict[str, Account] = {}
+        users: dict[str, Fields] = {}
         listed = version >= USER_LIST_SINCE
-        if listed:
-            self._list_users(users, progress)
         walked = dict(managed)
         if not listed:
             # §7 below 8.4: no listing of every user; walk the groups that grant access.
             for group in ACCESS_GROUPS:
                 walked.setdefault(key(group), group)
-        found = self._client.map_parallel(self.members, list(walked.values()))
-        memberships: dict[str, set[str]] = {}
-        existing: set[str] = set()
-        for group_key, members in zip(walked, found, strict=True):
-            for account in members or ():
-                users.setdefault(account.id, account)
-            if group_key in managed and members is not None:  # None: the group does not exist
-                existing.add(managed[group_key])
-                for account in members:
-                    memberships.setdefault(account.id, set()).add(managed[group_key])
+        found: dict[str, list[Fields] | None] = {}  # None: the group does not exist
+        crawl = Crawl(self._client)
+        if listed:
+            self._list_users(crawl, users, progress, emails)
+        for group_key, group in walked.items():
+            self._members(crawl, group, emails, functools.partial(found.__setitem__, group_key))
+        crawl.run()
+        memberships, existing = fold_members(walked, managed, found, users)
         progress(f"{self.system}: groups", len(walked), len(walked))
         if not listed and wanted is not None:
             # Every owned account is in the owner group (managed, walked); the others the plan
             # can touch match a wanted username. Emails cannot be looked up (nor are they
             # shown before 10.0, §2.2), so the exact usernames are all there is to ask.
-            self._look_up(users, unseen_usernames(users.values(), wanted))
+            self._look_up(users, unseen_usernames((f[1] for f in users.values()), wanted))
+        none: frozenset[str] = frozenset()
         accounts = tuple(
-            dataclasses.replace(a, groups=frozenset(memberships.get(a.id, ()))) for a in users.values()
+            fields_account(f, frozenset(memberships[f[0]]) if f[0] in memberships else none)
+            for f in users.values()
         )
         return TargetDirectory(accounts=accounts, groups=frozenset(existing))
 
-    def _list_users(self, users: dict[str, Account], progress: Progress) -> None:
-        """Walk GET /user/list to its end (§2.6, 8.4+): every registered user, disabled ones too."""
+    def _list_users(self, crawl: Crawl, users: dict[str, Fields], progress: Progress, emails: bool) -> None:
+        """Queue the walk of GET /user/list (§2.6, 8.4+): every registered user, disabled ones too."""
         path = f"{API}/user/list"
-        for page in pages(self._client, path, params={"expand": "status"}):
+        endpoint = f"GET {path}"
+
+        def consume(page: list[Any]) -> None:
             for bean in page:
-                account = self._account(bean, f"GET {path}")
-                users.setdefault(account.id, account)  # offsets shift while users come and go
+                fields = bean_fields(self.system, bean, endpoint, emails=emails)
+                users.setdefault(fields[0], fields)  # offsets shift while users come and go
             progress(f"{self.system}: users", len(users), None)
 
-    def _look_up(self, users: dict[str, Account], usernames: list[str]) -> None:
+        crawl.chain(pages(self._client, path, params={"expand": "status"}), consume)
+
+    def _look_up(self, users: dict[str, Fields], usernames: list[str]) -> None:
         """Add the users named exactly ``usernames`` that exist (§2.3)."""
         for account in self._client.map_parallel(self._exact, usernames):
             if account is not None:
-                users.setdefault(account.id, account)
+                users.setdefault(account.id, account_fields(account))
 
     def _exact(self, username: str) -> Account | None:
         """Return the user named ``username``, or None when there is none (§2.3: 404)."""
@@ -266,21 +283,40 @@ class ConfluenceReader:
 
     def members(self, group: str) -> list[Account] | None:
         """Return the members of ``group``; None when the group does not exist."""
+        crawl = Crawl(self._client)
+        found: list[list[Fields] | None] = []
+        self._members(crawl, group, self._version() >= EMAILS_SINCE, found.append)
+        crawl.run()
+        return None if found[0] is None else [fields_account(f) for f in found[0]]
+
+    def _members(
+        self, crawl: Crawl, group: str, emails: bool, done: Callable[[list[Fields] | None], None]
+    ) -> None:
+        """Queue the walk of ``group``'s members; ``done`` gets them, None if the group does not exist."""
         path = f"{API}/group/{segment(self.system, f'group {group}', group, 'group name')}/member"
-        beans: list[Any] = []
-        try:
-            for page in pages(self._client, path, params={"expand": "status"}, obj=f"group {group}"):
-                beans += page
-        except NotFoundError:
-            if beans:  # the group went away mid-walk: its members are unknown, not none
-                raise
-            if not self.group_exists(group):
-                return None
-            raise garbage(self.system, f"GET {path}", f"no member list for existing group {group}") from None
-        # §2.7: an empty list may also be how a missing group answers [U]; the group decides.
-        if not beans and not self.group_exists(group):
-            return None
-        return [self._account(bean, f"GET {path}") for bean in beans]
+        endpoint = f"GET {path}"
+        walk = pages(self._client, path, params={"expand": "status"}, obj=f"group {group}")
+        members: list[Fields] = []
+
+        def step() -> None:
+            try:
+                page = next(walk, None)
+            except NotFoundError:
+                if members:  # the group went away mid-walk: its members are unknown, not none
+                    raise
+                if not self.group_exists(group):
+                    done(None)
+                    return
+                cause = f"no member list for existing group {group}"
+                raise garbage(self.system, endpoint, cause) from None
+            if page is None:
+                # §2.7: an empty list may also be how a missing group answers [U]; the group decides.
+                done(None if not members and not self.group_exists(group) else members)
+                return
+            members.extend(bean_fields(self.system, bean, endpoint, emails=emails) for bean in page)
+            crawl.add(step, urgent=True)
+
+        crawl.add(step)
 
     def account(self, username: str, account_id: str | None) -> Account | None:
         """Read one user with all its groups, by userKey when given (§2.3); None when missing."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Collection, Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -10,7 +11,7 @@ import requests
 
 from scimsync.errors import AuthError, ConnectorError, NotFoundError, NotManageableError, ResponseError
 from scimsync.http import HttpClient
-from scimsync.models import Account, Capabilities, TargetDirectory
+from scimsync.models import Account, Capabilities, TargetDirectory, key
 from scimsync.secrets import redact
 from scimsync.targets.base import Progress, no_progress
 from scimsync.targets.jira_read import API, JiraReader, server_version, to_account
@@ -79,6 +80,8 @@ class JiraTarget:
         self._client = client
         self._server: tuple[str, tuple[int, ...]] | None = None
         self._reader = JiraReader(name, client)
+        self._roles_lock = threading.Lock()
+        self._role_groups: dict[str, tuple[str, ...]] | None = None  # role key -> default groups
 
     # -- reads -------------------------------------------------------------------------
 
@@ -194,28 +197,86 @@ class JiraTarget:
     def create_user(
         self, username: str, email: str, display_name: str, *, external_id: str | None = None
     ) -> Account:
-        """Create an active user; Jira picks a random password and sends no email (§1.3)."""
+        """Create an active user with no product access of its own; Jira sends no email (§1.3)."""
+        return self.create_user_in(username, email, display_name, external_id=external_id)
+
+    def create_user_in(
+        self,
+        username: str,
+        email: str,
+        display_name: str,
+        *,
+        external_id: str | None = None,
+        groups: Collection[str] = (),
+    ) -> Account:
+        """Create an active user that is to join ``groups``; Jira picks a random password (§1.3).
+
+        §1.3, §1.9: granting an application role on create puts the user into the role's
+        default groups. Only roles whose default groups are all among ``groups`` are granted,
+        so the create joins no group the plan does not show, and each membership it gives
+        saves a write. The account returned carries those groups; a Jira that did not add one
+        is caught by the next plan, which shows the membership again. With no such role,
+        applicationKeys [] grants nothing: left out, Jira would grant its default roles and
+        their default groups, memberships the plan never showed.
+        """
         del external_id  # the owner marker here is a group (SPEC §5)
-        # §1.3: no password -> a random one; notification is a string in the schema.
-        # applicationKeys [] grants no product access by itself: left out, Jira would put the
-        # user into its default roles' default groups, memberships the plan never showed
-        # (§1.9). Access comes from the managed groups the plan adds next.
         # §1.3, §1.12: Jira validates usernames as all lower-case on create (and stores a
         # lower-cased copy); a mapped 'Amara.K' would be refused on every run. Lookups are
         # case-insensitive, so the plan matches the account under either case.
         username = username.lower()
+        keys, joined = self._grants(groups)
         body = {
             "name": username,
             "emailAddress": email,
             "displayName": display_name,
-            "notification": "false",
-            "applicationKeys": [],
+            "notification": "false",  # §1.3: no password -> a random one; a string in the schema
+            "applicationKeys": keys,
         }
         obj, endpoint = f"user {username}", f"POST {API}/user"
         response = self._send("POST", "/user", obj, body=body)
         if response.status_code >= 300:
             raise self._refused(response, obj)
-        return to_account(self.name, self._client.decode_json(response, obj=endpoint), endpoint)
+        bean = self._client.decode_json(response, obj=endpoint)
+        return to_account(self.name, bean, endpoint, joined if _holds_exactly(bean, joined) else frozenset())
+
+    def _grants(self, groups: Collection[str]) -> tuple[list[str], frozenset[str]]:
+        """Return the roles to grant on create, and the groups (as ``groups`` spells them) they give."""
+        wanted = {key(g): g for g in groups}
+        if not wanted:
+            return [], frozenset()
+        keys: list[str] = []
+        joined: set[str] = set()
+        for role, defaults in self._roles().items():
+            if defaults and all(key(g) in wanted for g in defaults):
+                keys.append(role)
+                joined.update(wanted[key(g)] for g in defaults)
+        return keys, frozenset(joined)
+
+    def _roles(self) -> dict[str, tuple[str, ...]]:
+        """Return each grantable application role's default groups (§1.9), read once; {} if unreadable."""
+        with self._roles_lock:
+            if self._role_groups is None:
+                self._role_groups = self._read_roles()
+            return self._role_groups
+
+    def _read_roles(self) -> dict[str, tuple[str, ...]]:
+        try:
+            body = self._client.get_json(f"{API}/applicationrole", obj="application roles")
+        except ConnectorError:
+            return {}  # no roles known: every membership is its own write, as before
+        roles: dict[str, tuple[str, ...]] = {}
+        for role in body if isinstance(body, list) else ():
+            if not isinstance(role, dict) or role.get("defined") is False:
+                continue  # §1.9: a role without a licence cannot be granted
+            name, defaults = role.get("key"), role.get("defaultGroups")
+            if (
+                isinstance(name, str)
+                and name
+                and isinstance(defaults, list)
+                and all(isinstance(g, str) and g for g in defaults)
+            ):
+                roles[name] = tuple(defaults)
+        return roles
 
     def update_user(self, account: Account, fields: dict[str, str]) -> None:
         """Change email, display name or username (a rename, §1.5) of a user."""
@@ -286,3 +347,17 @@ class JiraTarget:
     def close(self) -> None:
         """Release connections."""
         self._client.close()
+
+
+def _holds_exactly(bean: Any, joined: frozenset[str]) -> bool:
+    """Tell whether a new user's bean says it is in exactly as many groups as ``joined``.
+
+    §1.2: the user bean always carries ``groups.size``, items or not. A new user is in no
+    group but those its create gave; a count that differs (or none) claims nothing, and the
+    memberships are then written one by one as planned.
+    """
+    if not joined:
+        return True
+    groups = bean.get("groups") if isinstance(bean, dict) else None
+    size = groups.get("size") if isinstance(groups, dict) else None
+    return isinstance(size, int) and not isinstance(size, bool) and size == len(joined)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from scimsync.errors import NotFoundError
 from scimsync.http import HttpClient
-from scimsync.http.pagination import OffsetList, cursor_pages, read_offset_lists
+from scimsync.http.pagination import Crawl, OffsetList, crawl_offset_lists, cursor_pages
 from scimsync.models import Account, TargetDirectory, key
 from scimsync.targets.base import Progress
 from scimsync.targets.refusals import garbage
@@ -41,23 +40,73 @@ def server_version(body: dict[str, Any]) -> tuple[int, ...] | None:
     return tuple(int(p) for p in parts) if parts and all(len(p) <= 9 for p in parts) else None
 
 
+# What an Account needs from a user bean: key, name, email, display name, active.
+Fields = tuple[str, str, str | None, str, bool]
+
+
+def bean_fields(system: str, bean: Any, endpoint: str) -> Fields:
+    """Check a user bean (§1.2) and return its ``Fields``, without building an Account."""
+    user_key = bean.get("key") if isinstance(bean, dict) else None
+    name = bean.get("name") if isinstance(bean, dict) else None
+    if not (isinstance(user_key, str) and user_key and isinstance(name, str) and name):
+        raise garbage(system, endpoint, "a user without 'key' and 'name'")
+    active = bean.get("active", True)
+    if active is not True and active is not False:
+        raise garbage(system, endpoint, f"user {name} has a non-boolean 'active'")
+    email, display = bean.get("emailAddress"), bean.get("displayName")
+    return (
+        user_key,
+        name,
+        email if isinstance(email, str) else None,
+        display if isinstance(display, str) else "",
+        active,
+    )
+
+
+def fields_account(fields: Fields, groups: frozenset[str] = frozenset()) -> Account:
+    """Return the Account of ``fields``."""
+    user_key, name, email, display, active = fields
+    return Account(
+        id=user_key, username=name, email=email, display_name=display, active=active, groups=groups
+    )
+
+
+def account_fields(account: Account) -> Fields:
+    """Return the ``Fields`` of an Account read without its groups."""
+    return (account.id, account.username, account.email, account.display_name, account.active)
+
+
+def fold_members(
+    walked: Iterable[str],
+    managed: Mapping[str, str],
+    found: Mapping[str, Sequence[Fields] | None],
+    users: dict[str, Fields],
+) -> tuple[dict[str, set[str]], set[str]]:
+    """Fold the member lists into ``users``; return each user's managed groups, and the groups that exist.
+
+    ``walked`` and ``found`` are keyed by group key (None: the group does not exist);
+    ``managed`` maps a managed group's key to its configured spelling. Members the user
+    listing missed are added to ``users`` (§1.7 item 3).
+    """
+    memberships: dict[str, set[str]] = {}
+    existing: set[str] = set()
+    for group_key in walked:
+        members = found[group_key]
+        if members is None:
+            continue
+        for fields in members:
+            users.setdefault(fields[0], fields)
+        if group_key in managed:
+            name = managed[group_key]
+            existing.add(name)
+            for fields in members:
+                memberships.setdefault(fields[0], set()).add(name)
+    return memberships, existing
+
+
 def to_account(system: str, bean: Any, endpoint: str, groups: frozenset[str] = frozenset()) -> Account:
     """Map a user bean (§1.2) to an Account."""
-    if not isinstance(bean, dict) or not all(
-        isinstance(bean.get(f), str) and bean[f] for f in ("key", "name")
-    ):
-        raise garbage(system, endpoint, "a user without 'key' and 'name'")
-    email, display, active = bean.get("emailAddress"), bean.get("displayName"), bean.get("active", True)
-    if not isinstance(active, bool):
-        raise garbage(system, endpoint, f"user {bean['name']} has a non-boolean 'active'")
-    return Account(
-        id=bean["key"],
-        username=bean["name"],
-        email=email if isinstance(email, str) else None,
-        display_name=display if isinstance(display, str) else "",
-        active=active,
-        groups=groups,
-    )
+    return fields_account(bean_fields(system, bean, endpoint), groups)
 
 
 def narrower(query: str, found: Iterable[Account], extra: Iterable[str] = ()) -> list[str]:
@@ -80,11 +129,11 @@ def narrower(query: str, found: Iterable[Account], extra: Iterable[str] = ()) ->
     return [prefix + c for c in sorted(chars)]
 
 
-def _unseen(seen: Iterable[Account], wanted: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+def _unseen(seen: Iterable[Fields], wanted: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """Return the (what, value) lookups for wanted usernames and emails no seen account has."""
     accounts = list(seen)
-    names = {key(a.username) for a in accounts}
-    emails = {key(a.email) for a in accounts if a.email}
+    names = {key(a[1]) for a in accounts}
+    emails = {key(a[2]) for a in accounts if a[2]}
     missing: dict[tuple[str, str], None] = {}
     for username, email in wanted:
         unseen = bool(username) and key(username) not in names
@@ -116,43 +165,60 @@ class JiraReader:
         progress: Progress,
         wanted: Iterable[tuple[str, str]] | None = None,
     ) -> TargetDirectory:
-        """Read the users, and the members of each managed group (§7)."""
+        """Read the users, and the members of each managed group (§7).
+
+        On 10.3+ the /user/list cursor chain and every group's member pages run in one
+        bounded pool (``Crawl``): the chain is read page after page while the member pages
+        fill the other slots. ``wanted`` is only iterated when needed (below 10.3, or to
+        know whether anyone may be created), so that it may be handed over before the
+        mapping that makes it has ended.
+        """
         managed: dict[str, str] = {}
         for group in managed_groups:
             managed.setdefault(key(group), group)  # keep the configured spelling
-        users: dict[str, Account] = {}
-        listed = version >= USER_LIST_SINCE and self._list_users(users, progress)
+        listed: dict[str, Fields] = {}  # /user/list: user key -> fields
+        route: list[bool] = []  # [True] once /user/list answered, [False] when it has no route
         # §7, Jira <= 10.2: walk every product-access group, then supplement with a sharded
-        # search for the users in no group at all.
-        wanted = None if wanted is None else list(wanted)
-        roles = None if listed else self._roles()
+        # search (or look-ups) for the users in no group at all.
+        roles = None if version >= USER_LIST_SINCE else self._roles()
         walked = {key(g): g for role in roles or () for g in role["groups"]}
         walked.update(managed)
-        found = dict(zip(walked, self._members(list(walked.values())), strict=True))
-        memberships: dict[str, set[str]] = {}
-        existing: set[str] = set()
-        for group_key, members in found.items():
-            for account in members or ():
-                users.setdefault(account.id, account)  # §1.7 item 3: members the user walk missed
-            if group_key in managed and members is not None:  # None: the group does not exist
-                existing.add(managed[group_key])
-                for account in members:
-                    memberships.setdefault(account.id, set()).add(managed[group_key])
+        members: dict[str, list[Fields] | None] = {}  # None: the group does not exist
+        crawl = Crawl(self._client)
+        if version >= USER_LIST_SINCE:
+            self._list_users(crawl, listed, route, progress)
+        self._members(crawl, walked, members)
+        crawl.run()
+        listed_all = route == [True]
+        if version >= USER_LIST_SINCE and not listed_all:
+            # An early 10.3.x without /user/list (§1.7): walk the access groups too, as below.
+            roles = self._roles()
+            more = {key(g): g for role in roles for g in role["groups"] if key(g) not in walked}
+            crawl = Crawl(self._client)
+            self._members(crawl, more, members)
+            crawl.run()
+            walked.update(more)
+        users = listed  # listed beans first; members the listing missed are added (§1.7 item 3)
+        memberships, existing = fold_members(walked, managed, members, users)
         progress(f"{self.system}: groups", len(walked), len(walked))
-        if not listed:
+        if not listed_all:
             window = 1000 if version < (10,) else 100
+            wanted = None if wanted is None else list(wanted)
             missing = None if wanted is None else _unseen(users.values(), wanted)
             if missing is None or len(missing) > MAX_LOOKUPS:
                 extra = frozenset("".join(f"{u}{e}".lower() for u, e in wanted or ()))
                 self._search_users(users, progress, window=window, extra=extra)
             else:
                 self._look_up(users, missing, window)
+        none: frozenset[str] = frozenset()
         accounts = tuple(
-            dataclasses.replace(a, groups=frozenset(memberships.get(a.id, ()))) for a in users.values()
+            fields_account(f, frozenset(memberships[f[0]]) if f[0] in memberships else none)
+            for f in users.values()
         )
-        names = {key(a.username) for a in users.values()}
-        if roles is None and (wanted is None or any(key(u) not in names for u, _ in wanted)):
-            roles = self._roles()  # someone may be created: read what Jira gives new users
+        if roles is None:
+            names = {key(f[1]) for f in users.values()}
+            if wanted is None or any(key(u) not in names for u, _ in wanted):
+                roles = self._roles()  # someone may be created: read what Jira gives new users
         # §1.3, §1.9: the groups Jira itself may put a new user in (default roles' default groups).
         creation = frozenset(
             g
@@ -162,25 +228,37 @@ class JiraReader:
         )
         return TargetDirectory(accounts=accounts, groups=frozenset(existing), creation_groups=creation)
 
-    def _list_users(self, users: dict[str, Account], progress: Progress) -> bool:
-        """Walk the /user/list cursor (§1.7 item 1); False when this Jira has no such route."""
-        path, started = f"{API}/user/list", False
-        try:
-            for page in cursor_pages(self._client, path, params={"maxResults": 2000}):
-                started = True
-                for bean in page:
-                    account = to_account(self.system, bean, f"GET {path}")
-                    users.setdefault(account.id, account)
-                progress(f"{self.system}: users", len(users), None)
-        except NotFoundError:
-            # §1.7: /user/list never 404s on a bad cursor, so only a first-page 404 means
-            # an early 10.3.x without the route.
-            if started:
-                raise
-            return False
-        return True
+    def _list_users(
+        self, crawl: Crawl, users: dict[str, Fields], route: list[bool], progress: Progress
+    ) -> None:
+        """Queue the /user/list cursor chain (§1.7 item 1); ``route`` says whether it exists."""
+        path = f"{API}/user/list"
+        endpoint = f"GET {path}"
+        pages = cursor_pages(self._client, path, params={"maxResults": 2000})
 
-    def _look_up(self, users: dict[str, Account], missing: list[tuple[str, str]], window: int) -> None:
+        def step() -> None:
+            try:
+                page = next(pages, None)
+            except NotFoundError:
+                # §1.7: /user/list never 404s on a bad cursor, so only a first-page 404 means
+                # an early 10.3.x without the route.
+                if route:
+                    raise
+                route.append(False)
+                return
+            if not route:
+                route.append(True)
+            if page is None:
+                return
+            for bean in page:
+                fields = bean_fields(self.system, bean, endpoint)
+                users.setdefault(fields[0], fields)
+            progress(f"{self.system}: users", len(users), None)
+            crawl.add(step, urgent=True)
+
+        crawl.add(step, urgent=True)
+
+    def _look_up(self, users: dict[str, Fields], missing: list[tuple[str, str]], window: int) -> None:
         """Find the wanted users the group walk did not see, by exact username and by email.
 
         Below 10.3 there is no complete listing (§1.7). Every account the plan can act on
@@ -191,7 +269,7 @@ class JiraReader:
         found = self._client.map_parallel(lambda m: self._find(m, window), missing)
         for accounts in found:
             for account in accounts:
-                users.setdefault(account.id, account)
+                users.setdefault(account.id, account_fields(account))
 
     def _find(self, query: tuple[str, str], window: int) -> list[Account]:
         """Return the accounts named ``query[0]`` (``what`` is username or email)."""
@@ -222,7 +300,7 @@ class JiraReader:
 
     def _search_users(
         self,
-        users: dict[str, Account],
+        users: dict[str, Fields],
         progress: Progress,
         *,
         window: int,
@@ -239,7 +317,7 @@ class JiraReader:
             )
             for found in answers:
                 for account in found:
-                    users.setdefault(account.id, account)  # shards overlap: dedupe by key
+                    users.setdefault(account.id, account_fields(account))  # shards overlap: dedupe by key
             fanout = Counter(parent for parent, _ in level.values())
             echoes: Counter[str] = Counter()
             children: dict[str, tuple[str, int | None]] = {}
@@ -283,18 +361,25 @@ class JiraReader:
             return []
         return [to_account(self.system, bean, f"GET {path}")]
 
-    def _members(self, groups: list[str]) -> list[list[Account] | None]:
-        """Return each group's members (nested ones included, §1.8); None for a group that does not exist."""
+    def _members(self, crawl: Crawl, groups: dict[str, str], found: dict[str, list[Fields] | None]) -> None:
+        """Queue the reads of each group's members (nested ones included, §1.8) into ``found``.
+
+        ``found[group key]`` is None for a group that does not exist.
+        """
         path = f"{API}/group/member"
+        endpoint = f"GET {path}"
+        keys = list(groups)
         # §1.8: 50 per page with a total, so every page of every group can be asked at once.
         lists = [
-            OffsetList(path, {"groupname": g, "includeInactiveUsers": True}, obj=f"group {g}") for g in groups
+            OffsetList(path, {"groupname": groups[k], "includeInactiveUsers": True}, obj=f"group {groups[k]}")
+            for k in keys
         ]
-        found = read_offset_lists(self._client, lists, page_size=MEMBER_PAGE, missing_ok=True)
-        return [
-            None if beans is None else [to_account(self.system, bean, f"GET {path}") for bean in beans]
-            for beans in found
-        ]
+
+        def done(i: int, beans: list[Any] | None) -> None:
+            system = self.system
+            found[keys[i]] = None if beans is None else [bean_fields(system, b, endpoint) for b in beans]
+
+        crawl_offset_lists(crawl, lists, done, page_size=MEMBER_PAGE, missing_ok=True)
 
     def account(self, username: str, account_id: str | None) -> Account | None:
         """Read one user with all its groups, by key when given (§1.4); None when it does not exist."""

@@ -47,6 +47,8 @@ class ScimTarget:
     type = "scim"
     label = "SCIM service"
     page_cap: int | None = None  # the most resources per page, whatever the service announces
+    # What the service can do when its vendor documents it; None: read the discovery endpoints.
+    documented: Features | None = None
     filters: Filters = None  # the filters this service takes; None: any RFC 7644 filter
     url_hint = "it must be the SCIM base URL (the one /Users is under)"
     writer: builtins.type[ScimWriter] = ScimWriter  # `type` is the target type's name here
@@ -69,11 +71,14 @@ class ScimTarget:
     # -- reads -------------------------------------------------------------------------
 
     def _discover(self) -> Features:
-        """Read what the service can do, once."""
+        """Return what the service can do: as documented, else read once from its discovery endpoints."""
         with self._lock:
             if self._features is None:
-                with self._hints():
-                    self._features = discover(self._client, page_cap=self.page_cap)
+                if self.documented is not None:
+                    self._features = self.documented
+                else:
+                    with self._hints():
+                        self._features = discover(self._client, page_cap=self.page_cap)
             return self._features
 
     def capabilities(self) -> Capabilities:
@@ -248,6 +253,12 @@ class ScimTarget:
             self.name, self._client.decode_json(response, obj=f"POST /Groups ({obj})"), obj
         )
         self._reader.groups.remember(gid, real)
+
+    def create_group_with(self, name: str, accounts: Sequence[Account]) -> bool:
+        """Create a group with its first members in one request (reference §3.7, ``GroupWithMembers``)."""
+        gid, real, shown = self._writer.create_group(name, accounts)
+        self._reader.groups.remember(gid, real)
+        return shown
 
     def add_member(self, account: Account, group: str) -> None:
         """Add a user to a group; already a member is success."""

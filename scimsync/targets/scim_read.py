@@ -1,7 +1,8 @@
 """Reads of the SCIM-based targets: the whole directory, one user, one group, lookups by filter.
 
-Every list goes through the shared pager (``scim_protocol.read_list``): pages follow
-``startIndex``/``count`` up to ``totalResults`` and a short page never ends a read.
+Every list goes through the shared pager (``http.scim.read_lists``): pages follow
+``startIndex``/``count`` up to ``totalResults`` and a short page never ends a read; the
+whole directory's two lists are read together, their later pages in parallel.
 An account's groups are the groups it is a *direct* member of (RFC 7643 §4.1.2):
 ``/Groups`` members, together with the user's own ``groups`` where the service fills it.
 """
@@ -20,7 +21,7 @@ import requests
 
 from scimsync.errors import AuthError, ConnectorError, ResponseError
 from scimsync.http import ErrorParser, HttpClient
-from scimsync.http.scim import eq_filter, read_error, read_list, value_path
+from scimsync.http.scim import ListSpec, eq_filter, read_error, read_lists, value_path
 from scimsync.models import Account, TargetDirectory, key
 from scimsync.secrets import redact
 from scimsync.targets.base import Progress, no_progress
@@ -91,6 +92,11 @@ class GroupIndex:
         with self._lock:
             return self._names.get(gid)
 
+    def names(self) -> dict[str, str]:
+        """Return a copy of every group id -> name known now (one lock, not one per lookup)."""
+        with self._lock:
+            return dict(self._names)
+
 
 class ScimReader:
     """Read users and groups of one SCIM service for a target."""
@@ -112,34 +118,48 @@ class ScimReader:
 
     # -- lists -------------------------------------------------------------------------
 
-    def _list(
+    def _spec(
         self, path: str, noun: str, progress: Progress, query: dict[str, str] | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> ListSpec:
         def report(done: int, total: int) -> None:
             progress(f"{self.system}: {noun}s", done, total)
 
-        count = self.features().page_size
-        return read_list(self.client, path, count=count, noun=noun, progress=report, query=query)
+        return ListSpec(path, self.features().page_size, noun, report, query)
+
+    def _list(
+        self, path: str, noun: str, progress: Progress, query: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        return read_lists(self.client, [self._spec(path, noun, progress, query)])[0]
 
     def directory(self, progress: Progress = no_progress) -> TargetDirectory:
         """Read every user and group; each account with the groups it is a direct member of."""
-        users = self._list("/Users", "user", progress)
-        groups = self.read_groups(progress) if self.features().groups else []
+        specs = [self._spec("/Users", "user", progress)]
+        if self.features().groups:
+            specs.append(self._spec("/Groups", "group", progress))
+        users, *listed = read_lists(self.client, specs)
+        groups = self._records(listed[0]) if listed else []
         member_of: dict[str, set[str]] = {}
         for group in groups:
             for uid in group.members:
                 member_of.setdefault(uid, set()).add(group.name)
+        known = self.groups.names()
         accounts = []
         for resource in users:
-            obj = f"user id '{resource['id']}'"
-            names = member_of.get(resource["id"], set()) | self._own_groups(resource, obj, lookup=False)
-            accounts.append(to_account(self.system, resource, obj, names))
+            rid = resource["id"]
+            obj = f"user id '{rid}'"
+            names = self._own_groups(resource, obj, lookup=False, known=known)
+            held = member_of.get(rid)
+            accounts.append(to_account(self.system, resource, obj, names | held if held else names))
         return TargetDirectory(accounts=tuple(accounts), groups=frozenset(g.name for g in groups))
 
     def read_groups(self, progress: Progress = no_progress) -> list[GroupRecord]:
         """Read every group with its members; a group listed without ``members`` is read by id."""
+        return self._records(self._list("/Groups", "group", progress))
+
+    def _records(self, resources: list[dict[str, Any]]) -> list[GroupRecord]:
+        """Return the groups a list gave, each with its members (read by id where the list left them out)."""
         listed: list[tuple[str, str, set[str] | None]] = []
-        for resource in self._list("/Groups", "group", progress):
+        for resource in resources:
             gid, name = group_name(self.system, resource, "GET /Groups")
             self.groups.remember(gid, name)
             listed.append((gid, name, member_ids(self.system, resource, f"group {name}")))
@@ -218,20 +238,27 @@ class ScimReader:
         groups = self._own_groups(resource, obj, lookup=lookup) if isinstance(rid, str) and rid else set()
         return to_account(self.system, resource, obj, groups)
 
-    def _own_groups(self, resource: dict[str, Any], obj: str, *, lookup: bool) -> set[str]:
-        """Return the names of the groups a user is directly in, per its ``groups``, else asked for."""
+    def _own_groups(
+        self, resource: dict[str, Any], obj: str, *, lookup: bool, known: dict[str, str] | None = None
+    ) -> set[str]:
+        """Return the names of the groups a user is directly in, per its ``groups``, else asked for.
+
+        ``known``: the group names as read (id -> name), taken instead of asking the index each time.
+        """
         listed = direct_groups(self.system, resource, obj)
         if listed is None:
             return self._groups_with_member(resource["id"]) if lookup and self.features().groups else set()
         names = set()
         for gid, display in listed:
-            name = self.groups.name(gid) or display
+            name = (known.get(gid) if known is not None else self.groups.name(gid)) or display
             if not name:
                 group = self.get(resource_path("/Groups", gid), f"group id '{gid}'")
                 if group is None:
                     continue  # deleted since the user was read
                 name = group_name(self.system, group, f"group id '{gid}'")[1]
                 self.groups.remember(gid, name)
+                if known is not None:
+                    known[gid] = name
             names.add(name)
         return names
 

@@ -193,9 +193,11 @@ def direct_groups(system: str, resource: Mapping[str, Any], obj: str) -> list[tu
         _fail(system, obj, "groups is not a list")
     found = []
     for entry in listed:
-        if not isinstance(entry, dict) or not isinstance(entry.get("value"), str) or not entry["value"]:
+        value = entry.get("value") if isinstance(entry, dict) else None
+        if not isinstance(value, str) or not value:
             _fail(system, obj, "a group without a value")
-        if str(entry.get("type") or "direct").lower() != "indirect":
+        kind = entry.get("type")
+        if kind == "direct" or not kind or str(kind).lower() != "indirect":
             display = entry.get("display")
-            found.append((entry["value"], display if isinstance(display, str) else ""))
+            found.append((value, display if isinstance(display, str) else ""))
     return found

@@ -1,5 +1,8 @@
 """What a SCIM service can do, read once from its discovery endpoints (RFC 7644 §4, idp §6.1).
 
+Only the generic ``scim`` target reads them; a target type whose vendor documents what it
+supports (``atlassian-cloud``, reference §3) states its ``Features`` instead.
+
 ``/ServiceProviderConfig`` says whether PATCH, filters, bulk and ETags work and how
 many resources a page holds; ``/ResourceTypes`` whether there are groups at all;
 ``/Schemas`` whether ``userName`` may change and whether users have ``active``. Any
@@ -10,12 +13,20 @@ turns down falls back to PUT (``scim.ScimTarget``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from scimsync.errors import NotFoundError, ResponseError
 from scimsync.http import HttpClient
-from scimsync.http.scim import GROUP_SCHEMA, LIST_RESPONSE, USER_SCHEMA, page_size, read_service_config
+from scimsync.http.scim import (
+    GROUP_SCHEMA,
+    LIST_RESPONSE,
+    USER_SCHEMA,
+    in_order,
+    page_size,
+    read_service_config,
+)
 
 log = logging.getLogger("scimsync.targets.scim")
 
@@ -49,13 +60,16 @@ class Features:
 
 
 def discover(client: HttpClient, *, page_cap: int | None = None) -> Features:
-    """Read the discovery endpoints; ``page_cap`` bounds the page size whatever the service says."""
-    service = read_service_config(client)
+    """Read the three discovery endpoints at once; ``page_cap`` bounds the page size whatever they say."""
+    reads: list[Callable[[], Any]] = [
+        lambda: read_service_config(client),
+        lambda: _optional_list(client, "/ResourceTypes"),
+        lambda: _optional_list(client, "/Schemas"),
+    ]
+    service, types, schemas = in_order(client, reads)
     size = page_size(service)
     if page_cap is not None:
         size = min(size, page_cap)
-    types = _optional_list(client, "/ResourceTypes")
-    schemas = _optional_list(client, "/Schemas")
     user = next((s for s in schemas or () if s.get("id") == USER_SCHEMA), None)
     attributes = {
         str(a.get("name", "")).lower(): a for a in (user or {}).get("attributes") or () if isinstance(a, dict)

@@ -23,7 +23,7 @@ from scimsync.http.scim import GROUP_SCHEMA, read_error, value_path
 from scimsync.models import Account
 from scimsync.secrets import redact
 from scimsync.targets.scim_read import ScimReader, auth_error, json_body, resource_path
-from scimsync.targets.scim_resources import patch, replaced, to_account
+from scimsync.targets.scim_resources import group_name, new_group, patch, replaced, to_account
 
 log = logging.getLogger("scimsync.targets.scim")
 
@@ -202,6 +202,21 @@ class ScimWriter:
             raise ResponseError(self.system, obj, cause)
         raise self.refused(response, obj)
 
+    def create_group(self, name: str, accounts: Sequence[Account]) -> tuple[str, str, bool]:
+        """Create a group with ``accounts`` as its members in one POST (reference §3.7).
+
+        Returns the group's id and name, and whether the answer shows every member (when
+        not, the caller adds them as usual: adding a member again is success). A refusal
+        raises (a 409: the group exists already), and so does an answer of unknown outcome.
+        """
+        obj = f"group {name}"
+        uids = list(dict.fromkeys(self.user_id(a) for a in accounts))
+        body = {**new_group(name), "members": [{"value": uid} for uid in uids]}
+        response = self.send("POST", "/Groups", obj, body)
+        self.done(response, obj)
+        gid, real = group_name(self.system, json_body(response), obj)
+        return gid, real, response.status_code == 201 and _holds(json_body(response), uids, add=True)
+
     def _restore(
         self, path: str, obj: str, before: dict[str, Any], uids: Sequence[str], *, add: bool
     ) -> None:
@@ -255,9 +270,11 @@ def _shows(response: requests.Response, uids: Sequence[str], *, add: bool) -> bo
     """Tell whether a membership write's answer proves it: a 204, or a 200 Group showing the change."""
     if response.status_code == 204:
         return True
-    if response.status_code != 200:
-        return False
-    body = json_body(response)
+    return response.status_code == 200 and _holds(json_body(response), uids, add=add)
+
+
+def _holds(body: Any, uids: Sequence[str], *, add: bool) -> bool:
+    """Tell whether a Group resource answered shows ``uids`` as members (or not, ``add`` False)."""
     if not isinstance(body, dict) or GROUP_SCHEMA not in (body.get("schemas") or []):
         return False
     members = body.get("members")
