@@ -28,7 +28,7 @@ def glob_match(value: str, pattern: str) -> bool:
 USER_FIELDS = ("id", "username", "email", "first_name", "last_name", "display_name", "active", "groups")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class User:
     """A person in the source directory (SPEC §4)."""
 
@@ -43,7 +43,7 @@ class User:
     attributes: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Group:
     """A group in the source directory; ``name`` is its display name in the IdP."""
 
@@ -60,7 +60,7 @@ class SourceDirectory:
     groups: tuple[Group, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Account:
     """An account in a target directory.
 
@@ -108,7 +108,7 @@ class TargetDirectory:
     creation_groups: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GroupGrant:
     """Why a desired account belongs to a managed group."""
 
@@ -119,7 +119,7 @@ class GroupGrant:
     template: str | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DesiredAccount:
     """What one in-scope source user should look like on one target (mapping output)."""
 

@@ -325,6 +325,10 @@ def _semantic_problems(config: Config) -> list[str]:
             f"policy.owner_group: '{config.policy.owner_group}' is a privileged group; "
             "the owner marker must never grant privileges"
         )
+    if getattr(config.source, "incremental", None) is not None and config.state_file is None:
+        problems.append(
+            "source.incremental: needs state_file (the snapshot is kept beside it as <state_file>.okta.json)"
+        )
     return problems
 
 

@@ -160,6 +160,18 @@ class OktaSim:
             found.members.pop(member.id, None)
             found.last_membership_updated = self.clock()
 
+    def rename_group(self, group: str, name: str) -> None:
+        """Rename a group (id or name); its ``lastUpdated`` moves, not ``lastMembershipUpdated`` (§1.5)."""
+        with self._lock:
+            found = self._find_group(group)
+            found.name = name
+            found.last_updated = self.clock()
+
+    def delete_group(self, group: str) -> None:
+        """Delete a group (id or name): it leaves the group list; its members stay (§1.5)."""
+        with self._lock:
+            del self.directory.groups[self._find_group(group).id]
+
     def set_status(self, user: str, status: str, *, transitioning: str | None = None) -> None:
         """Change a user's status (and ``transitioningToStatus``), as an admin would."""
         if status not in USER_STATUSES:

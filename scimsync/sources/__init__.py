@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from scimsync.config import Config
+from scimsync.config.sources import OktaSourceConfig
 from scimsync.errors import ConfigError
 from scimsync.http import HttpSettings
 from scimsync.sources.base import Source
@@ -15,6 +16,7 @@ from scimsync.sources.google import GoogleSource
 from scimsync.sources.keycloak import KeycloakSource
 from scimsync.sources.ldap import LdapSource
 from scimsync.sources.okta import OktaSource
+from scimsync.sources.okta_incremental import snapshot_path
 from scimsync.sources.onelogin import OneLoginSource
 from scimsync.sources.scim import ScimSource
 
@@ -45,4 +47,9 @@ def build_source(config: Config) -> Source:
         raise ConfigError(
             [f"source.type: '{kind}' is not available in this version (available: {available})"]
         )
+    source = config.source
+    if isinstance(source, OktaSourceConfig) and source.incremental is not None and config.state_file:
+        # The snapshot of an incremental read is kept beside the link state.
+        snapshot = snapshot_path(config.state_file)
+        return OktaSource("source", source, config.http_settings(), snapshot_file=snapshot)
     return factory("source", config.source, config.http_settings())

@@ -13,6 +13,8 @@ DEPROVISIONED users, and ``filter=status eq "DEPROVISIONED"`` (§1.4).
 With ``include_groups`` only the matching groups' members are read as users (see
 ``OktaReader.scoped``); the engine applies the scoping again, so correctness never depends
 on it. Okta groups do not nest (§1.6): a user's groups are the groups that list it.
+With ``incremental`` (off by default) a read lists only what changed since the last one
+and merges it into a snapshot kept beside the link state (``okta_incremental``).
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import requests
 
 from scimsync.config import OktaSourceConfig
-from scimsync.errors import AuthError, NotFoundError, ResponseError
+from scimsync.errors import AuthError, ConfigError, NotFoundError, ResponseError
 from scimsync.http import BearerAuth, HttpClient, HttpSettings, default_error_parser
 from scimsync.models import SourceDirectory
+from scimsync.sources.okta_incremental import IncrementalReader
 from scimsync.sources.okta_model import parse_group
 from scimsync.sources.okta_read import GROUPS, USERS, OktaReader
 from scimsync.targets.base import Progress, no_progress
@@ -72,10 +76,20 @@ class OktaSource:
         *,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        snapshot_file: Path | None = None,
     ) -> None:
         # `sleep` and `clock` are the HTTP layer's, for tests that must not really wait.
+        # `snapshot_file`: okta_incremental.snapshot_path(state_file), for `incremental`.
         self.name = name
         self.config = config
+        self._incremental: IncrementalReader | None = None
+        if config.incremental is not None:
+            if snapshot_file is None:
+                raise ConfigError(
+                    ["source.incremental: needs state_file (the snapshot is kept beside the link state)"]
+                )
+            every = config.incremental.full_every
+            self._incremental = IncrementalReader(snapshot_file, org=config.url, full_every=every)
         self._client = HttpClient(
             name,
             config.url,
@@ -111,6 +125,8 @@ class OktaSource:
             reader = OktaReader(self._client, progress)
             if self.config.include_groups:
                 return reader.scoped(self.config.include_groups, self.config.exclude_users)
+            if self._incremental is not None:
+                return self._incremental.read(reader)
             return reader.everyone()
 
     def close(self) -> None:

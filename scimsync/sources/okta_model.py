@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 from scimsync.errors import ResponseError
 from scimsync.models import Group, SourceDirectory, User, key
+from scimsync.sources.okta_partition import to_ms
 
 log = logging.getLogger("scimsync.sources.okta")
 
@@ -41,12 +42,17 @@ _NOT_ATTRIBUTES = frozenset({"profile", "credentials", "_links", "_embedded"})
 
 @dataclass(frozen=True)
 class OktaGroup:
-    """A group read from ``/api/v1/groups``; ``users_count`` from ``expand=stats`` when asked."""
+    """A group read from ``/api/v1/groups``; ``users_count`` from ``expand=stats`` when asked.
+
+    ``last_updated`` and ``last_membership_updated`` are epoch milliseconds (None: not sent).
+    """
 
     id: str
     name: str
     type: str
     users_count: int | None = None
+    last_updated: int | None = None
+    last_membership_updated: int | None = None
 
 
 def _fail(system: str, obj: str, cause: str) -> NoReturn:
@@ -137,7 +143,8 @@ def parse_group(system: str, where: str, raw: Any) -> OktaGroup:
     stats = embedded.get("stats") if isinstance(embedded, dict) else None
     count = stats.get("usersCount") if isinstance(stats, dict) else None
     users_count = count if isinstance(count, int) and not isinstance(count, bool) else None
-    return OktaGroup(gid, name, str(kind), users_count)
+    changed, moved = to_ms(raw.get("lastUpdated")), to_ms(raw.get("lastMembershipUpdated"))
+    return OktaGroup(gid, name, str(kind), users_count, changed, moved)
 
 
 def newest(first: User, second: User) -> User:

@@ -71,11 +71,20 @@ class OktaReader:
         self._progress = progress
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
+        # START of the user read (okta_partition.read_start: Date less the margin), for the
+        # incremental snapshot; None until page 1 is read, or when unknown. Not lowered to the
+        # newest change as the catch-up is: that would re-read every group changed at that
+        # moment on each incremental read of a quiet org (okta_incremental).
+        self.start: int | None = None
 
     # --- whole directory ----------------------------------------------------------------
 
     def everyone(self) -> SourceDirectory:
-        """Read every user, every group and every group's members.
+        """Read every user, every group and every group's members."""
+        return self.everyone_parts().directory(self.system)
+
+    def everyone_parts(self) -> Parts:
+        """Read every user, every group and every group's member ids; set ``start`` (START).
 
         First the plan of the user read (below) beside the group list; then the member lists
         and the user lists at once, the longest first (Everyone holds every user); then the
@@ -94,24 +103,19 @@ class OktaReader:
         members = {
             g.id: cast(list[str], ids) for g, ids in zip(longest, done[len(plan.lists) :], strict=True)
         }
-        return assemble(self.system, users, groups, members)
+        return Parts(users, groups, members)
 
     # --- the user list: one walk, or lastUpdated ranges in parallel (okta_partition) --------
 
     def _plan_users(self) -> _UserPlan:
         """Read page 1 of the plain list; from it and Everyone's count, choose how to read the rest."""
         label = f"GET {USERS}"
+        page, after, start = self.first_page(USERS, {"limit": PAGE}, label)
+        self.start = start
         if self.client.settings.concurrency < 2:
-            # One request at a time: nothing to split, so the walk needs no planning.
-            listed = self.users({"limit": PAGE}, label)
+            # One request at a time: nothing to split; the walk goes on before the group list.
+            listed = self._walk(page, after)()
             return _UserPlan([], None, [lambda: listed, self._deprovisioned])
-        where = f"{label} page 1"
-        response = self.client.request("GET", USERS, params={"limit": PAGE}, ok=(200,), obj=where)
-        page = self.client.decode_json(response, obj=where)
-        if not isinstance(page, list):
-            raise ResponseError(self.system, where, "expected a JSON array in the response")
-        link = (response.links.get("next") or {}).get("url")
-        after = urljoin(response.url, link) if link else None
         walk = _UserPlan(page, after, [self._walk(page, after), self._deprovisioned])
         if after is None:
             return walk
@@ -120,7 +124,6 @@ class OktaReader:
         if parts < 2 or None in sample:
             return walk  # a user without lastUpdated would be in no range
         values = cast(list[int], sample)
-        start = read_start(response.headers, values)
         newest = self._newest() if follows_ids(values) else []
         filters = ranges(boundaries(values, newest, parts, start)) if start is not None else []
         if not filters:
@@ -136,9 +139,24 @@ class OktaReader:
         ]
         return _UserPlan(page, after, lists, since(cast(int, start)))
 
-    def _walk(self, page: list[Any], after: str | None) -> Callable[[], list[User] | None]:
-        """Return the single walk of the plain list, page 1 already read (§1.3)."""
-        label = f"GET {USERS}"
+    def first_page(
+        self, path: str, params: Mapping[str, Any], label: str
+    ) -> tuple[list[Any], str | None, int | None]:
+        """Read page 1 of a list; return its items, the next link and START (okta_partition)."""
+        where = f"{label} page 1"
+        response = self.client.request("GET", path, params=params, ok=(200,), obj=where)
+        page = self.client.decode_json(response, obj=where)
+        if not isinstance(page, list):
+            raise ResponseError(self.system, where, "expected a JSON array in the response")
+        link = (response.links.get("next") or {}).get("url")
+        after = urljoin(response.url, link) if link else None
+        sample = [to_ms(raw.get("lastUpdated")) if isinstance(raw, dict) else None for raw in page]
+        return page, after, read_start(response.headers, [v for v in sample if v is not None])
+
+    def _walk(
+        self, page: list[Any], after: str | None, label: str = f"GET {USERS}"
+    ) -> Callable[[], list[User]]:
+        """Return the single walk of a user list, page 1 already read (§1.3)."""
         first = iter([(f"{label} page 1", page)])
         rest = self.pages(after, None, label, first=2) if after else iter(())
         return lambda: self._collect(itertools.chain(first, rest), self._user, "users")
@@ -168,7 +186,7 @@ class OktaReader:
         if any(found is None for found in lists):
             walk = [self._walk(plan.page, plan.after), self._deprovisioned]
             listed, gone = self.client.map_parallel(lambda job: job(), walk)
-            return merge(cast(list[User], listed), cast(list[User], gone))
+            return merge(listed, gone)
         sampled = [self._user(f"GET {USERS} page 1", raw) for raw in plan.page]
         users: dict[str, User] = {}
         for user in itertools.chain(sampled, *cast(list[list[User]], lists)):
@@ -280,6 +298,16 @@ class OktaReader:
                 raise type(exc)(exc.system, where, exc.cause, status=exc.status) from None
             yield where, items
 
+    def collect_users(self, page: list[Any], after: str | None, label: str) -> list[User]:
+        """Read the rest of a user list whose page 1 (``first_page``) is ``page``."""
+        return self._walk(page, after, label)()
+
+    def collect_groups(self, page: list[Any], after: str | None, label: str) -> list[OktaGroup]:
+        """Read the rest of a group list whose page 1 (``first_page``) is ``page``."""
+        first = iter([(f"{label} page 1", page)])
+        rest = self.pages(after, None, label, first=2) if after else iter(())
+        return self._collect(itertools.chain(first, rest), self._group, "groups")
+
     def users(self, params: Mapping[str, Any], label: str) -> list[User]:
         """Read one list of users whole."""
         return self._collect(self.pages(USERS, params, label), self._user, "users")
@@ -378,6 +406,19 @@ class _UserPlan:
     after: str | None
     lists: Sequence[Callable[[], list[User] | None]]
     catch_up: str | None = None
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A whole read before assembly: users (no groups yet), groups, each group's member ids."""
+
+    users: list[User]
+    groups: list[OktaGroup]
+    members: dict[str, list[str]]
+
+    def directory(self, system: str) -> SourceDirectory:
+        """Give the users their groups (``assemble``)."""
+        return assemble(system, self.users, self.groups, self.members)
 
 
 def _deleted(exc: NotFoundError) -> bool:
