@@ -213,6 +213,38 @@ def test_an_accounts_operations_go_in_section_6_order_and_wait_for_their_group()
     assert started[5] < ended[3]
 
 
+@pytest.mark.parametrize("kind", [OpKind.CREATE_USER, OpKind.REACTIVATE_USER])
+def test_a_membership_waits_for_its_groups_creation_however_long_it_takes(kind: OpKind) -> None:
+    # The account is ready at once; its group's creation is slow. The addition must not
+    # start before the group exists, however the workers are scheduled.
+    ops = [op(OpKind.CREATE_GROUP, "team", "team"), op(kind, "amara"), op(OpKind.ADD_MEMBER, "amara", "team")]
+    member_started = threading.Event()
+    seen: list[str] = []
+
+    def step(o: Operation) -> OpResult:
+        if o.kind is OpKind.CREATE_GROUP:
+            # Waits for what must not happen: an addition starting while the group is made.
+            seen.append("addition began first" if member_started.wait(timeout=0.5) else "group made")
+        elif o.kind is OpKind.ADD_MEMBER:
+            member_started.set()
+            seen.append("addition")
+        return OpResult(o, Status.DONE)
+
+    Flow(ops, 4).run(lambda unit: [step(o) for o in unit])
+    assert seen == ["group made", "addition"]
+
+
+def test_group_creations_do_not_wait_for_one_another() -> None:
+    ops = [op(OpKind.CREATE_GROUP, g, g) for g in ("a", "b")]
+    both = threading.Barrier(2, timeout=5)
+
+    def step(o: Operation) -> OpResult:
+        both.wait()  # each creation waits for the other to have begun
+        return OpResult(o, Status.DONE)
+
+    assert [r.status for r in Flow(ops, 2).run(lambda unit: [step(o) for o in unit])] == [Status.DONE] * 2
+
+
 def test_a_failing_step_is_raised_after_the_running_ones_end() -> None:
     ops = [op(OpKind.CREATE_USER, f"u{i}") for i in range(5)]
 

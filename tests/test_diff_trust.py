@@ -6,6 +6,8 @@ written out by hand from the SPEC sentence, never computed with the engine's hel
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from test_diff import OWN, acct, fmt, run, want
 
@@ -125,7 +127,7 @@ def test_an_active_user_wins_an_account_over_an_inactive_one_matched_alike() -> 
 
 def test_an_active_user_without_email_is_not_created_and_others_are() -> None:
     nomail = want("zoe")
-    nomail = nomail.__class__(**{**nomail.__dict__, "email": ""})
+    nomail = dataclasses.replace(nomail, email="")
     plan = run([nomail, want("amara")], [])
     assert [fmt(op) for op in plan.operations] == [
         "create_user amara",
@@ -137,7 +139,7 @@ def test_an_active_user_without_email_is_not_created_and_others_are() -> None:
 
 def test_a_matched_user_without_email_keeps_the_accounts_email() -> None:
     nomail = want("zoe")
-    nomail = nomail.__class__(**{**nomail.__dict__, "email": ""})
+    nomail = dataclasses.replace(nomail, email="")
     plan = run([nomail], [acct("zoe")])
     assert plan.operations == ()
 
