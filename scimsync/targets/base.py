@@ -129,8 +129,9 @@ class JoinsOnCreate(Protocol):
     the role's default groups, which saves a membership write each. The engine passes the
     groups the plan puts the new account in; the target joins only groups among them (never
     one the plan does not show) and returns the account with ``groups`` set to the ones the
-    create itself joined. The plan keeps showing those memberships; apply records them done
-    with the creation. A server that did not add one is caught by the next run's plan.
+    create itself joined, as the server's answer shows them (none when it does not say).
+    The plan keeps showing those memberships; apply records them done with the creation
+    and writes the others as planned.
     """
 
     def create_user_in(

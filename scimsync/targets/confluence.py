@@ -92,8 +92,9 @@ class ConfluenceTarget:
         self._server: tuple[str, tuple[int, ...]] | None = None
         self._sleep, self._clock, self._delete_wait = sleep, clock, delete_wait
         self._identities = Identities(self._reader)  # usernames confirmed in this run (§2.5)
-        # userKey -> the keys of the groups its creation may have given, not yet read (§2.4 [U])
-        self._given: dict[str, frozenset[str]] = {}
+        # userKeys created here whose confluence-users membership their creation may have given
+        # and no read has decided yet (§2.4 [U])
+        self._given: set[str] = set()
         self._given_lock = threading.Lock()
 
     # -- reads -------------------------------------------------------------------------
@@ -235,11 +236,10 @@ class ConfluenceTarget:
         write only where it is needed and its result is what the read shows.
         """
         del external_id  # the owner marker here is a group (SPEC §5)
-        given = frozenset(key(g) for g in groups if key(g) == key(DEFAULT_GROUP))
         account = self._create(username, email, display_name)
-        if given:
+        if any(key(g) == key(DEFAULT_GROUP) for g in groups):
             with self._given_lock:
-                self._given[account.id] = given
+                self._given.add(account.id)
         return account
 
     def _create(self, username: str, email: str, display_name: str) -> Account:
@@ -403,7 +403,7 @@ class ConfluenceTarget:
         self._require(self.capabilities().manage_groups, "change group memberships", obj)
         user, name = segment(self.name, obj, account.username), segment(self.name, obj, group, "group name")
         user_key = self._identities.confirm(account, obj)
-        if method == "PUT" and self._take_given(user_key, [group]) and self._holds(account, user_key, group):
+        if method == "PUT" and self._take_given(user_key, [group]) and self._holds(account, user_key):
             return  # the creation gave it (create_user_in): no write
         response = self._send(method, f"/user/{user}/group/{name}", obj)
         # One read decides both ways: a refusal may mean "already so", and a 204 may have done
@@ -434,10 +434,10 @@ class ConfluenceTarget:
         self._require(self.capabilities().manage_groups, "change group memberships", objs[0])
         user = segment(self.name, objs[0], account.username)
         user_key = self._identities.confirm(account, objs[0])
-        given = self._take_given(user_key, groups)
+        given = self._take_given(user_key, groups)  # confluence-users, not written first
         sent: list[requests.Response | ConnectorError | None] = []  # None: not sent (given)
         for group, obj in zip(groups, objs, strict=True):
-            if key(group) in given:
+            if given and key(group) == key(DEFAULT_GROUP):
                 sent.append(None)
                 continue
             try:
@@ -482,22 +482,19 @@ class ConfluenceTarget:
             )
         return self._refused(answer, obj)
 
-    def _take_given(self, user_key: str, groups: Iterable[str]) -> frozenset[str]:
-        """Return (and forget) the keys of ``groups`` the creation of the user may have given."""
-        wanted = {key(g) for g in groups}
+    def _take_given(self, user_key: str, groups: Iterable[str]) -> bool:
+        """Tell (once) whether ``groups`` holds confluence-users, which the user's creation may have given."""
+        if not any(key(g) == key(DEFAULT_GROUP) for g in groups):
+            return False
         with self._given_lock:
-            given = self._given.get(user_key, frozenset())
-            taken = given & wanted
-            if given - taken:
-                self._given[user_key] = given - taken
-            else:
-                self._given.pop(user_key, None)
-        return frozenset(taken)
+            given = user_key in self._given
+            self._given.discard(user_key)
+        return given
 
-    def _holds(self, account: Account, user_key: str, group: str) -> bool:
-        """Tell whether a read of the user's groups shows ``group``."""
+    def _holds(self, account: Account, user_key: str) -> bool:
+        """Tell whether a read of the user's groups shows confluence-users."""
         groups = self._reader.groups(user_key, account.username)
-        return groups is not None and any(key(g) == key(group) for g in groups)
+        return groups is not None and any(key(g) == key(DEFAULT_GROUP) for g in groups)
 
     def close(self) -> None:
         """Release connections."""

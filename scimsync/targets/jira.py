@@ -214,8 +214,9 @@ class JiraTarget:
         §1.3, §1.9: granting an application role on create puts the user into the role's
         default groups. Only roles whose default groups are all among ``groups`` are granted,
         so the create joins no group the plan does not show, and each membership it gives
-        saves a write. The account returned carries those groups; a Jira that did not add one
-        is caught by the next plan, which shows the membership again. With no such role,
+        saves a write. The account returned carries those groups only when Jira's answer
+        counts exactly them (``_holds_exactly``); otherwise none, and apply writes the
+        memberships as planned. With no such role,
         applicationKeys [] grants nothing: left out, Jira would grant its default roles and
         their default groups, memberships the plan never showed.
         """
