@@ -286,12 +286,11 @@ class _TargetRun:
     def _add_together(self, ops: list[Operation]) -> list[OpResult]:
         """Add one account to several groups with one request each and one read back (AccountMembers)."""
         slot = self._slot(ops[0])
-        halted = self.halted(ops[0])
-        if halted is not None:
-            return [OpResult(op, halted.status, halted.message) for op in ops]
-        if slot in self.failed_creates:
-            why = "the account was not created in this run"
-            return [self._finish(op, Status.SKIPPED, why, attempted=False) for op in ops]
+        first = self._blocked(ops[0], slot)
+        if first is not None:
+            # What blocks one blocks all: a stop, a stopped target and failed creates only grow.
+            rest = [self._blocked(op, slot) for op in ops[1:]]
+            return [first, *(r for r in rest if r is not None)]
         target = self.target
         assert isinstance(target, AccountMembers)
         with self.locks[slot]:
@@ -320,6 +319,17 @@ class _TargetRun:
     def _locked(self, op: Operation, step: Callable[[Operation, str], T]) -> T | OpResult:
         """Run ``step`` under the account's lock unless the operation must not start."""
         slot = self._slot(op)
+        blocked = self._blocked(op, slot)
+        if blocked is not None:
+            return blocked
+        with self.locks[slot]:
+            return self._guarded(op, slot, lambda: step(op, slot))
+
+    def _blocked(self, op: Operation, slot: str) -> OpResult | None:
+        """Return the result of an operation that must not start, or None.
+
+        A stop, writing to the target stopped, or its account's creation failed in this run.
+        """
         halted = self.halted(op)
         if halted is not None:
             return halted
@@ -327,8 +337,7 @@ class _TargetRun:
             return self._finish(
                 op, Status.SKIPPED, "the account was not created in this run", attempted=False
             )
-        with self.locks[slot]:
-            return self._guarded(op, slot, lambda: step(op, slot))
+        return None
 
     def halted(self, op: Operation) -> OpResult | None:
         """Return the result of an operation that must not start: a stop, or writing stopped."""
