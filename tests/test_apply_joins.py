@@ -24,6 +24,7 @@ import scimsync.sim.jira_users as sim_users
 from scimsync.engine.apply import GIVEN, ApplyOptions, OpResult, Status, apply_plan
 from scimsync.engine.flow import Flow
 from scimsync.engine.plan import FieldChange, Operation, OpKind, Plan, TargetPlan
+from scimsync.errors import ConnectorError
 from scimsync.http import BasicAuth, BearerAuth, HttpClient, HttpSettings
 from scimsync.models import Account
 from scimsync.secrets import Secret
@@ -387,6 +388,31 @@ def test_confluence_adds_an_accounts_groups_together_with_one_read_back(
         "GET /rest/api/group/gone",
     ]
     assert sim.members("team-a") == sim.members("team-b") == {"ben"}
+
+
+def test_an_accounts_additions_together_are_skipped_when_its_creation_failed(
+    wiki: tuple[ConfluenceSim, ConfluenceTarget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim, target = wiki
+    for group in ("team-a", "team-b"):
+        sim.add_group(group)
+
+    def refused(*args: object) -> Account:
+        raise ConnectorError("confluence", "user ben", "HTTP 400: refused")
+
+    monkeypatch.setattr(target, "_create", refused)
+    changes = (FieldChange("username", None, "ben"),)
+    create = Operation(OpKind.CREATE_USER, "confluence", "ben", "joiner", changes=changes, source_id="s-ben")
+    adds = [
+        Operation(OpKind.ADD_MEMBER, "confluence", "ben", "rule", group=g, expected={"member": False})
+        for g in ("team-a", "team-b")
+    ]
+    plan = Plan(targets=(TargetPlan(target="confluence", type="confluence", operations=(create, *adds)),))
+    results = apply_plan(plan, {"confluence": target}, ApplyOptions()).targets[0].results
+    assert [(r.op.group, r.status, r.message) for r in results[1:]] == [
+        (g, Status.SKIPPED, "the account was not created in this run") for g in ("team-a", "team-b")
+    ]
+    assert [e for e in sim.log.entries if e.method == "PUT"] == []
 
 
 def test_flow_runs_an_accounts_additions_as_one_unit_after_its_creation() -> None:
