@@ -154,15 +154,15 @@ def _scale(data: dict[str, Any]) -> list[Row]:
             _row("Peak RSS <= 200 MB at 50k", "run with --sizes 10000,50000", None),
             _row("wall(50k) / wall(10k) <= 5.5 (no-change plan)", "run with --sizes 10000,50000", None),
         ]
+
+    def peak(run: dict[str, Any]) -> Row:
+        rss = run["figures"]["peak_rss_mb"]
+        goal = f"{_name(run)}: peak RSS <= 200 MB at 50k ({TITLES[run['scenario']]})"
+        return _row(goal, f"{rss:.0f} MB", rss <= 200)
+
     for run in big:
         f, name = run["figures"], _name(run)
-        rows.append(
-            _row(
-                f"{name}: peak RSS <= 200 MB at 50k (no-change plan)",
-                f"{f['peak_rss_mb']:.0f} MB",
-                f["peak_rss_mb"] <= 200,
-            )
-        )
+        rows.append(peak(run))
         same = [
             r
             for r in _runs(data, "nochange", AT)
@@ -173,15 +173,7 @@ def _scale(data: dict[str, Any]) -> list[Row]:
             rows.append(
                 _row(f"{name}: wall(50k) / wall(10k) <= 5.5 (no-change plan)", f"{ratio:.2f}", ratio <= 5.5)
             )
-    for run in _runs(data, "first", BIG) + _runs(data, "churn", BIG):
-        f = run["figures"]
-        rows.append(
-            _row(
-                f"{_name(run)}: peak RSS <= 200 MB at 50k ({TITLES[run['scenario']]})",
-                f"{f['peak_rss_mb']:.0f} MB",
-                f["peak_rss_mb"] <= 200,
-            )
-        )
+    rows += [peak(run) for run in _runs(data, "first", BIG) + _runs(data, "churn", BIG)]
     return rows
 
 
